@@ -1,0 +1,74 @@
+# mailer: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# `make run` starts its own Redis and mail catcher unless you point it elsewhere.
+PROCESSES := web worker beat
+ifndef MAILER_REDIS_URL
+PROCESSES += redis
+endif
+ifndef MAILER_SMTP_HOST
+PROCESSES += mail
+endif
+
+.PHONY: install run test lint fmt redis-server clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+# Installs redis-server with the system's package manager when it is missing.
+redis-server:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  echo "redis-server is missing; installing it..."; \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  elif command -v brew >/dev/null 2>&1; then \
+	    brew install redis; \
+	  elif command -v dnf >/dev/null 2>&1; then \
+	    sudo dnf install -y redis; \
+	  else \
+	    echo "Could not install redis-server: no apt-get, brew or dnf found." >&2; \
+	    echo "Install Redis 6.2 or newer yourself, or set MAILER_REDIS_URL." >&2; \
+	    exit 1; \
+	  fi; \
+	  command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing." >&2; exit 1; }; \
+	fi
+
+# A development secret lives in .env (ignored by git); production sets MAILER_SECRET_KEY.
+.env:
+	@echo "MAILER_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))')" > .env
+	@echo "MAILER_ENV=development" >> .env
+	@echo "Wrote .env with a fresh development secret."
+
+run: install redis-server .env
+	@mkdir -p var/redis var/mail instance
+	$(BIN)/mailer db upgrade
+	@echo
+	@echo "  Signup page:   http://127.0.0.1:8000/subscribe"
+	@echo "  Caught mail:   http://127.0.0.1:8000/dev/mail  (files in var/mail/)"
+	@echo
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(PROCESSES)
+
+test: install redis-server
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) var instance .pytest_cache .ruff_cache *.egg-info

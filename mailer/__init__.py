@@ -1,0 +1,92 @@
+"""mailer: a self-hosted newsletter service for independent news sites."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from mailer.config import PROJECT_ROOT, Settings, load_settings
+from mailer.db import db
+from mailer.errors import register_error_handlers
+from mailer.extensions import csrf, limiter
+from mailer.jobs import init_celery
+
+# Bodies a POST may carry; anything else is refused before any view reads it.
+ACCEPTED_BODY_TYPES = {
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    "application/json",
+}
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=None,
+    )
+    app.config.update(
+        MAILER=settings,
+        SECRET_KEY=settings.secret_keys[0],
+        # Older keys still open sessions signed before a rotation.
+        SECRET_KEY_FALLBACKS=list(settings.secret_keys[1:]),
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_request_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        SESSION_COOKIE_NAME="mailer_session",
+        WTF_CSRF_TIME_LIMIT=None,  # a signup page left open overnight still works
+        RATELIMIT_STORAGE_URI=settings.redis_url,
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 2},
+        # Redis down must not stop a reader from signing up.
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+        )
+
+    # Registered before CSRFProtect so a wrong content type gets a 415, not a CSRF error.
+    app.before_request(_refuse_unknown_body_types)
+    db.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    init_celery(app)
+    register_error_handlers(app)
+    app.after_request(_security_headers)
+
+    from mailer.cli import register_commands
+    from mailer.views import health, public
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(health.bp)
+    if settings.development:
+        from mailer.views import devmail
+
+        app.register_blueprint(devmail.bp)
+    register_commands(app)
+    return app
+
+
+def _refuse_unknown_body_types() -> None:
+    body_type = request.mimetype
+    if request.method in {"POST", "PUT", "PATCH"} and body_type not in ACCEPTED_BODY_TYPES | {""}:
+        raise UnsupportedMediaType()
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    # Pages live at URLs that hold tokens; never hand them to another site.
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    )
+    headers.setdefault("X-Frame-Options", "DENY")
+    return response

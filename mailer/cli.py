@@ -1,0 +1,44 @@
+"""The `mailer` command (also `flask --app mailer`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+
+
+def register_commands(app: Flask) -> None:
+    @app.cli.group("db")
+    def db_group() -> None:
+        """Database migrations."""
+
+    @db_group.command("upgrade")
+    @click.argument("revision", default="head")
+    def db_upgrade(revision: str) -> None:
+        """Apply migrations up to REVISION (default: the newest)."""
+        from mailer.migrate import upgrade
+
+        upgrade(current_app.config["MAILER"].database_url, revision)
+        click.echo("Database is up to date.")
+
+    @app.cli.command("catch-mail")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=8025, show_default=True, type=int)
+    @click.option("--directory", default="var/mail", show_default=True, type=click.Path())
+    def catch_mail(host: str, port: int, directory: str) -> None:
+        """Run the development SMTP catcher (every mail kept as an .eml file)."""
+        from mailer.devmail import run_catcher
+
+        run_catcher(Path(directory).resolve(), host, port)
+
+
+def _create_app() -> Flask:
+    from mailer import create_app
+
+    return create_app()
+
+
+def main() -> None:
+    FlaskGroup(create_app=_create_app, add_default_commands=True, load_dotenv=False)()

@@ -1,0 +1,154 @@
+"""Settings read once from MAILER_* environment variables, validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def normalize_database_url(url: str) -> str:
+    """Point plain postgresql:// URLs at psycopg 3, the driver we install."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret_keys: tuple[str, ...]
+    env: str = "production"
+    database_url: str = f"sqlite:///{INSTANCE_DIR / 'mailer.db'}"
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_timeout: int = 60
+    base_url: str = "http://127.0.0.1:8000"
+    from_address: str = "The Newsletter <newsletter@example.com>"
+    list_id: str = "newsletter.example.com"
+    list_name: str = "The Newsletter"
+    confirm_max_age_days: int = 7
+    check_deliverability: bool = False
+    signup_min_seconds: int = 2
+    signup_rate_limit_ip: str = "10 per minute;100 per hour"
+    signup_rate_limit_address: str = "5 per hour"
+    consent_text: str = (
+        "Send me the newsletter by email. I can unsubscribe at any time "
+        "with one click from any issue."
+    )
+    max_request_bytes: int = 64 * 1024
+    proxy_hops: int = 0
+    mail_directory: str = str(PROJECT_ROOT / "var" / "mail")
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def sending_domain(self) -> str:
+        """The domain of MAILER_FROM, used for Message-IDs."""
+        return parseaddr(self.from_address)[1].rpartition("@")[2] or "localhost"
+
+
+# Environment variable -> (field, parser). The variable names are the outside contract.
+_VARIABLES: dict[str, tuple[str, object]] = {
+    "MAILER_ENV": ("env", str),
+    "MAILER_DATABASE_URL": ("database_url", normalize_database_url),
+    "MAILER_REDIS_URL": ("redis_url", str),
+    "MAILER_SMTP_HOST": ("smtp_host", str),
+    "MAILER_SMTP_PORT": ("smtp_port", _int),
+    "MAILER_SMTP_USERNAME": ("smtp_username", str),
+    "MAILER_SMTP_PASSWORD": ("smtp_password", str),
+    "MAILER_SMTP_STARTTLS": ("smtp_starttls", _bool),
+    "MAILER_SMTP_TIMEOUT": ("smtp_timeout", _int),
+    "MAILER_BASE_URL": ("base_url", str),
+    "MAILER_FROM": ("from_address", str),
+    "MAILER_LIST_ID": ("list_id", str),
+    "MAILER_LIST_NAME": ("list_name", str),
+    "MAILER_CONFIRM_MAX_AGE_DAYS": ("confirm_max_age_days", _int),
+    "MAILER_CHECK_DELIVERABILITY": ("check_deliverability", _bool),
+    "MAILER_SIGNUP_MIN_SECONDS": ("signup_min_seconds", _int),
+    "MAILER_SIGNUP_RATE_LIMIT_IP": ("signup_rate_limit_ip", str),
+    "MAILER_SIGNUP_RATE_LIMIT_ADDRESS": ("signup_rate_limit_address", str),
+    "MAILER_CONSENT_TEXT": ("consent_text", str),
+    "MAILER_MAIL_DIRECTORY": ("mail_directory", str),
+    "MAILER_PROXY_HOPS": ("proxy_hops", _int),
+    "MAILER_MAX_REQUEST_BYTES": ("max_request_bytes", _int),
+}
+
+
+def _call(parser: object, name: str, raw: str) -> object:
+    if parser in (_int, _bool):
+        return parser(name, raw)  # type: ignore[operator]
+    return parser(raw)  # type: ignore[operator]
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Build Settings from the environment (and a .env file in development)."""
+    if environ is None:
+        from dotenv import load_dotenv
+
+        load_dotenv(PROJECT_ROOT / ".env", override=False)
+        environ = dict(os.environ)
+
+    values: dict[str, object] = {}
+    for name, (attr, parser) in _VARIABLES.items():
+        if name in environ:
+            values[attr] = _call(parser, name, environ[name])
+
+    raw_keys = environ.get("MAILER_SECRET_KEY", "")
+    values["secret_keys"] = tuple(k.strip() for k in raw_keys.split(",") if k.strip())
+    values.update(overrides)
+    if "database_url" in overrides:
+        values["database_url"] = normalize_database_url(str(overrides["database_url"]))
+    settings = Settings(**values)  # type: ignore[arg-type]
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    if not settings.secret_keys:
+        raise ConfigError(
+            "MAILER_SECRET_KEY is not set. Set it to a long random string "
+            "(several keys, comma-separated and newest first, to rotate)."
+        )
+    if any(len(k) < 16 for k in settings.secret_keys):
+        raise ConfigError("MAILER_SECRET_KEY: every key must be at least 16 characters long.")
+    if settings.env not in {"development", "production", "testing"}:
+        raise ConfigError("MAILER_ENV must be development, production or testing.")
+    if not settings.base_url.startswith(("http://", "https://")):
+        raise ConfigError("MAILER_BASE_URL must start with http:// or https://.")
+    if "@" not in parseaddr(settings.from_address)[1]:
+        raise ConfigError("MAILER_FROM must be an address such as 'News <news@example.com>'.")
+    if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("MAILER_REDIS_URL must be a redis:// URL.")
+    if settings.confirm_max_age_days < 1:
+        raise ConfigError("MAILER_CONFIRM_MAX_AGE_DAYS must be at least 1.")

@@ -1,0 +1,60 @@
+"""The SQLAlchemy engine and the per-app-context session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        # Web, worker and beat are separate processes writing one file: WAL lets
+        # readers go on while one writes, and busy_timeout waits for the lock
+        # instead of failing with "database is locked".
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """Binds one engine per app; `db.session` is the current app context's session."""
+
+    def init_app(self, app: Flask) -> None:
+        engine = make_engine(app.config["MAILER"].database_url)
+        app.extensions["mailer.db"] = {
+            "engine": engine,
+            "sessionmaker": sessionmaker(bind=engine, expire_on_commit=False),
+        }
+        app.teardown_appcontext(self._close_session)
+
+    @property
+    def engine(self) -> Engine:
+        return current_app.extensions["mailer.db"]["engine"]
+
+    @property
+    def session(self) -> Session:
+        if "mailer_session" not in g:
+            g.mailer_session = current_app.extensions["mailer.db"]["sessionmaker"]()
+        return g.mailer_session
+
+    @staticmethod
+    def _close_session(_exc: BaseException | None) -> None:
+        session = g.pop("mailer_session", None)
+        if session is not None:
+            session.close()
+
+
+db = Database()

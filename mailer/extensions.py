@@ -1,0 +1,8 @@
+"""Flask extensions, created unbound and initialised in create_app()."""
+
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect
+
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, key_prefix="mailer-limits")

@@ -1,0 +1,70 @@
+"""The Celery app bound to Flask, and the one way the web side enqueues work.
+
+Tasks are addressed by name, so `mailer` never imports `workers` at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, Task
+from flask import Flask, current_app
+from kombu.exceptions import OperationalError
+
+log = logging.getLogger(__name__)
+
+# Task names: the contract between this package and workers/tasks.py.
+SEND_CONFIRMATION = "mailer.send_confirmation"
+RECONCILE = "mailer.reconcile"
+
+# Redelivery of unacknowledged tasks happens after this many seconds; every
+# countdown and retry backoff stays far below it (see email-rules.md §7).
+VISIBILITY_TIMEOUT = 3600
+
+
+def init_celery(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    settings = app.config["MAILER"]
+    celery = Celery(app.import_name, task_cls=FlaskTask)
+    celery.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            "socket_connect_timeout": 5,
+        },
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        # A task is acknowledged after it ran, and a worker killed mid-task puts
+        # it back: combined with idempotent tasks this loses nothing.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Publishing must not hang a web request when Redis is down; the
+        # reconciler re-enqueues whatever SQL says is owed.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        beat_schedule={
+            "reconcile": {"task": RECONCILE, "schedule": 60.0},
+        },
+        timezone="UTC",
+        enable_utc=True,
+    )
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+
+
+def enqueue(task_name: str, *args: object) -> bool:
+    """Queues a task by name; call after the commit. False when the broker is unreachable."""
+    celery: Celery = current_app.extensions["celery"]
+    try:
+        celery.send_task(task_name, args=list(args))
+    except OperationalError:
+        log.warning("broker unreachable; %s%r left for the reconciler", task_name, args)
+        return False
+    return True

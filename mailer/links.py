@@ -1,0 +1,23 @@
+"""The one place that builds absolute URLs for mails, in requests and in workers alike."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from mailer.tokens import make_confirm_token, make_unsubscribe_token
+
+
+def external_url(endpoint: str, **values: object) -> str:
+    # Bound without a request so workers build the same links as the web side;
+    # the host always comes from MAILER_BASE_URL, never from a request header.
+    adapter = current_app.url_map.bind("mailer.invalid")
+    path = adapter.build(endpoint, values)
+    return current_app.config["MAILER"].base_url.rstrip("/") + path
+
+
+def confirm_url(subscriber_id: int) -> str:
+    return external_url("public.confirm", token=make_confirm_token(subscriber_id))
+
+
+def unsubscribe_url(subscriber_id: int) -> str:
+    return external_url("public.unsubscribe", token=make_unsubscribe_token(subscriber_id))

@@ -1,0 +1,159 @@
+"""Builds email messages from templates and sends them over a reused SMTP connection."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate, make_msgid, parseaddr
+
+from flask import current_app
+
+from mailer.config import Settings
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class DeliveryError(Exception):
+    """A message was not accepted; `reply` is what the server said."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+class PermanentFailure(DeliveryError):
+    """5xx: the server will never take this message; do not retry."""
+
+
+class TemporaryFailure(DeliveryError):
+    """4xx or a broken connection: try again later."""
+
+
+def render_email(name: str, **context: object) -> RenderedEmail:
+    """Renders templates/email/<name>/{subject.txt,body.txt,body.html}."""
+    env = current_app.jinja_env
+    subject = env.get_template(f"email/{name}/subject.txt").render(**context)
+    return RenderedEmail(
+        # A subject is one line whatever the template or its data hold.
+        subject=" ".join(subject.split()),
+        text=env.get_template(f"email/{name}/body.txt").render(**context),
+        html=env.get_template(f"email/{name}/body.html").render(**context),
+    )
+
+
+def ascii_address(address: str) -> str:
+    """The address with an IDNA (punycode) domain, which every relay can carry."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.encode('idna').decode('ascii')}"
+
+
+def build_message(
+    settings: Settings,
+    *,
+    to: str,
+    rendered: RenderedEmail,
+    from_address: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> EmailMessage:
+    """A multipart/alternative message, text first. Header values with CR/LF raise ValueError."""
+    message = EmailMessage(policy=SMTP_POLICY)
+    display, sender = parseaddr(from_address or settings.from_address)
+    message["From"] = Address(display_name=display, addr_spec=sender)
+    message["To"] = ascii_address(to)
+    message["Subject"] = rendered.subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=settings.sending_domain)
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+class SMTPConnection:
+    """One SMTP session reused for many messages; reconnects when it went stale."""
+
+    # A connection idle longer than this is checked with NOOP before use.
+    IDLE_CHECK_SECONDS = 30
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._smtp: smtplib.SMTP | None = None
+        self._last_used = 0.0
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        try:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+            if s.smtp_starttls:
+                smtp.starttls()
+            if s.smtp_username:
+                smtp.login(s.smtp_username, s.smtp_password)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TemporaryFailure(f"cannot connect to {s.smtp_host}:{s.smtp_port}: {exc}") from exc
+        return smtp
+
+    def _ready(self) -> smtplib.SMTP:
+        if self._smtp is not None and time.monotonic() - self._last_used > self.IDLE_CHECK_SECONDS:
+            try:
+                self._smtp.noop()
+            except (OSError, smtplib.SMTPException):
+                self.close()
+        if self._smtp is None:
+            self._smtp = self._connect()
+        return self._smtp
+
+    def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
+        """Sends one message to its To address; raises Permanent/TemporaryFailure."""
+        smtp = self._ready()
+        sender = envelope_from or parseaddr(self.settings.from_address)[1]
+        recipient = str(message["To"])
+        try:
+            smtp.sendmail(sender, [recipient], message.as_bytes(policy=SMTP_POLICY))
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = exc.recipients[recipient]
+            raise _failure(code, reply) from exc
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code == 421:  # the server is closing the session
+                self.close()
+            raise _failure(exc.smtp_code, exc.smtp_error) from exc
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.close()
+            raise TemporaryFailure(f"connection lost: {exc}") from exc
+        finally:
+            self._last_used = time.monotonic()
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                self._smtp.close()
+            self._smtp = None
+
+
+def _failure(code: int, reply: bytes | str) -> DeliveryError:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    error_class = PermanentFailure if 500 <= code < 600 else TemporaryFailure
+    return error_class(f"{code} {text}")
+
+
+_connections: dict[tuple[str, int, str], SMTPConnection] = {}
+
+
+def smtp_connection() -> SMTPConnection:
+    """This process's connection to the configured relay (one per worker process)."""
+    settings: Settings = current_app.config["MAILER"]
+    key = (settings.smtp_host, settings.smtp_port, settings.smtp_username)
+    if key not in _connections:
+        _connections[key] = SMTPConnection(settings)
+    return _connections[key]

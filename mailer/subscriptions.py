@@ -1,0 +1,269 @@
+"""The reader's side: sign up, confirm (double opt-in), unsubscribe."""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mailer import jobs
+from mailer.db import db
+from mailer.errors import InvalidInput, NotFound
+from mailer.links import confirm_url
+from mailer.mail import PermanentFailure, build_message, render_email, smtp_connection
+from mailer.models import Subscriber, SubscriberStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+# A pending reader who signs up again gets the confirmation again, at most this often.
+CONFIRMATION_RESEND_INTERVAL = timedelta(hours=1)
+# The reconciler leaves a fresh request to the task that was queued for it.
+CONFIRMATION_GRACE = timedelta(minutes=2)
+MAX_NAME_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class Address:
+    email: str  # normalized by email-validator
+    key: str  # the unique key: one reader per address, whatever its case
+
+
+class ConfirmOutcome(StrEnum):
+    CONFIRMED = "confirmed"
+    ALREADY_ACTIVE = "already_active"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+def normalize_address(raw: object) -> Address:
+    """Validates an address typed by a reader; raises InvalidInput with a readable reason."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInput("Please enter your email address.")
+    if len(raw) > 320 or any(c in raw for c in "\r\n\0"):
+        raise InvalidInput("That does not look like an email address.")
+    try:
+        valid = validate_email(
+            raw.strip(),
+            check_deliverability=current_app.config["MAILER"].check_deliverability,
+            # Our relay path does not promise SMTPUTF8; an IDN domain is fine.
+            allow_smtputf8=False,
+        )
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"That does not look like an email address: {exc}") from None
+    return Address(email=valid.normalized, key=valid.normalized.lower())
+
+
+def clean_name(raw: object) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InvalidInput("The name must be text.")
+    if any(unicodedata.category(c) == "Cc" for c in raw):
+        raise InvalidInput("The name must be a single line of text.")
+    name = " ".join(raw.split())
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"The name can be at most {MAX_NAME_LENGTH} characters long.")
+    return name or None
+
+
+def request_subscription(address: Address, name: str | None, *, source: str) -> None:
+    """Records a signup and queues the confirmation mail when one is owed.
+
+    The caller learns nothing about the address's previous state: the reader's
+    page must look the same for new, pending, active and unsubscribed addresses.
+    """
+    consent_text = current_app.config["MAILER"].consent_text
+    session = db.session
+    try:
+        with session.begin():
+            subscriber = session.scalar(
+                select(Subscriber).where(Subscriber.email_key == address.key)
+            )
+            if subscriber is None:
+                subscriber = Subscriber(
+                    email=address.email,
+                    email_key=address.key,
+                    name=name,
+                    status=SubscriberStatus.PENDING,
+                    consent_source=source,
+                    consent_text=consent_text,
+                    confirmation_requested_at=utcnow(),
+                )
+                session.add(subscriber)
+                session.flush()
+                owed = True
+            else:
+                owed = _request_confirmation_again(subscriber, name, source, consent_text)
+            subscriber_id = subscriber.id
+    except IntegrityError:
+        # Another request inserted the same address a moment ago; it owns the mail.
+        return
+    if owed:
+        jobs.enqueue(jobs.SEND_CONFIRMATION, subscriber_id)
+
+
+def _request_confirmation_again(
+    subscriber: Subscriber, name: str | None, source: str, consent_text: str
+) -> bool:
+    """Inside a transaction: decides whether an existing reader is owed a confirmation."""
+    if subscriber.status == SubscriberStatus.ACTIVE:
+        return False
+    now = utcnow()
+    # A conditional update, so two signups at once queue at most one mail.
+    claimed = db.session.execute(
+        update(Subscriber)
+        .where(
+            Subscriber.id == subscriber.id,
+            Subscriber.status == subscriber.status,
+            or_(
+                Subscriber.status == SubscriberStatus.UNSUBSCRIBED,
+                Subscriber.confirmation_requested_at.is_(None),
+                Subscriber.confirmation_requested_at < now - CONFIRMATION_RESEND_INTERVAL,
+            ),
+        )
+        .values(
+            status=SubscriberStatus.PENDING,
+            name=name or subscriber.name,
+            consent_source=source,
+            consent_text=consent_text,
+            confirmation_requested_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return claimed == 1
+
+
+def send_confirmation(subscriber_id: int) -> str:
+    """Sends the confirmation mail still owed to a pending reader; safe to run twice."""
+    session = db.session
+    with session.begin():
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None or subscriber.status != SubscriberStatus.PENDING:
+            return "not-pending"
+        previous = subscriber.confirmation_sent_at
+        claimed = session.execute(
+            update(Subscriber)
+            .where(Subscriber.id == subscriber_id, _confirmation_owed())
+            .values(confirmation_sent_at=Subscriber.confirmation_requested_at)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if claimed != 1:
+        return "already-sent"
+
+    settings = current_app.config["MAILER"]
+    rendered = render_email(
+        "confirm",
+        name=subscriber.name,
+        confirm_url=confirm_url(subscriber.id),
+        list_name=settings.list_name,
+        max_age_days=settings.confirm_max_age_days,
+        consent_text=subscriber.consent_text,
+    )
+    message = build_message(
+        settings,
+        to=subscriber.email,
+        rendered=rendered,
+        headers={"Auto-Submitted": "auto-generated"},
+    )
+    try:
+        smtp_connection().send(message)
+    except PermanentFailure as exc:
+        log.warning("confirmation for subscriber %s refused: %s", subscriber_id, exc.reply)
+        return "refused"
+    except Exception:
+        # Not sent: give the claim back so a retry (or the reconciler) sends it.
+        with session.begin():
+            session.execute(
+                update(Subscriber)
+                .where(Subscriber.id == subscriber_id)
+                .values(confirmation_sent_at=previous)
+                .execution_options(synchronize_session=False)
+            )
+        raise
+    return "sent"
+
+
+def _confirmation_owed():
+    return (
+        (Subscriber.status == SubscriberStatus.PENDING)
+        & Subscriber.confirmation_requested_at.is_not(None)
+        & or_(
+            Subscriber.confirmation_sent_at.is_(None),
+            Subscriber.confirmation_sent_at < Subscriber.confirmation_requested_at,
+        )
+    )
+
+
+def confirmations_owed() -> list[int]:
+    """Pending readers whose confirmation mail was requested but never went out."""
+    now = utcnow()
+    max_age = timedelta(days=current_app.config["MAILER"].confirm_max_age_days)
+    return list(
+        db.session.scalars(
+            select(Subscriber.id).where(
+                _confirmation_owed(),
+                Subscriber.confirmation_requested_at < now - CONFIRMATION_GRACE,
+                Subscriber.confirmation_requested_at > now - max_age,
+            )
+        )
+    )
+
+
+def confirm_subscription(subscriber_id: int) -> ConfirmOutcome:
+    """pending -> active; repeats are harmless, an unsubscribed reader stays unsubscribed."""
+    session = db.session
+    with session.begin():
+        confirmed = session.execute(
+            update(Subscriber)
+            .where(Subscriber.id == subscriber_id, Subscriber.status == SubscriberStatus.PENDING)
+            .values(status=SubscriberStatus.ACTIVE, confirmed_at=utcnow(), unsubscribed_at=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if confirmed:
+            return ConfirmOutcome.CONFIRMED
+        status = session.scalar(select(Subscriber.status).where(Subscriber.id == subscriber_id))
+    if status is None:
+        raise NotFound("We could not find this subscription. It may have been deleted.")
+    if status == SubscriberStatus.ACTIVE:
+        return ConfirmOutcome.ALREADY_ACTIVE
+    return ConfirmOutcome.UNSUBSCRIBED
+
+
+def unsubscribe(subscriber_id: int) -> None:
+    """Unsubscribes at once; repeats are harmless."""
+    session = db.session
+    with session.begin():
+        session.execute(
+            update(Subscriber)
+            .where(
+                Subscriber.id == subscriber_id,
+                Subscriber.status != SubscriberStatus.UNSUBSCRIBED,
+            )
+            .values(status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        exists = session.scalar(select(Subscriber.id).where(Subscriber.id == subscriber_id))
+    if exists is None:
+        raise NotFound("We could not find this subscription. It may already have been deleted.")
+
+
+def get_subscriber(subscriber_id: int) -> Subscriber:
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound("We could not find this subscription. It may have been deleted.")
+    return subscriber
+
+
+def resubscribe(subscriber_id: int, *, source: str) -> None:
+    """An unsubscribed reader asks back in: they confirm again, like any signup."""
+    subscriber = get_subscriber(subscriber_id)
+    db.session.rollback()  # end the read; request_subscription owns its transaction
+    request_subscription(
+        Address(email=subscriber.email, key=subscriber.email_key), subscriber.name, source=source
+    )

@@ -1,0 +1,95 @@
+"""Signed, purpose-bound link tokens. They carry ids, never addresses."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+
+from mailer.models import utcnow
+
+
+class Purpose(StrEnum):
+    # The salt: a token minted for one purpose never verifies for another.
+    CONFIRM = "mailer.confirm"
+    UNSUBSCRIBE = "mailer.unsubscribe"
+    SIGNUP_FORM = "mailer.signup-form"
+
+
+class TokenError(Exception):
+    """A link token that cannot be used; `reason` says why, for the reader."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TokenInvalid(TokenError):
+    pass
+
+
+class TokenExpired(TokenError):
+    pass
+
+
+def _keys() -> list[str]:
+    # MAILER_SECRET_KEY lists keys newest first; itsdangerous wants oldest first
+    # and signs with the last one.
+    return list(reversed(current_app.config["MAILER"].secret_keys))
+
+
+def _timed(purpose: Purpose) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(_keys(), salt=purpose.value)
+
+
+def _untimed(purpose: Purpose) -> URLSafeSerializer:
+    return URLSafeSerializer(_keys(), salt=purpose.value)
+
+
+def make_confirm_token(subscriber_id: int) -> str:
+    return _timed(Purpose.CONFIRM).dumps(subscriber_id)
+
+
+def read_confirm_token(token: str) -> int:
+    max_age = current_app.config["MAILER"].confirm_max_age_days * 86400
+    try:
+        value = _timed(Purpose.CONFIRM).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise TokenExpired("This confirmation link has expired.") from None
+    except BadSignature:
+        raise TokenInvalid("This confirmation link is not valid.") from None
+    return _as_id(value, "This confirmation link is not valid.")
+
+
+def make_unsubscribe_token(subscriber_id: int) -> str:
+    # No timestamp: unsubscribe links must keep working for years.
+    return _untimed(Purpose.UNSUBSCRIBE).dumps(subscriber_id)
+
+
+def read_unsubscribe_token(token: str) -> int:
+    try:
+        value = _untimed(Purpose.UNSUBSCRIBE).loads(token)
+    except BadSignature:
+        raise TokenInvalid("This unsubscribe link is not valid.") from None
+    return _as_id(value, "This unsubscribe link is not valid.")
+
+
+def make_form_token() -> str:
+    """Stamps the signup form with the time it was shown (for the minimum fill time)."""
+    return _timed(Purpose.SIGNUP_FORM).dumps("signup")
+
+
+def form_age_seconds(token: str) -> float | None:
+    """Seconds since the form was shown, or None when the stamp is missing or forged."""
+    try:
+        _value, signed_at = _timed(Purpose.SIGNUP_FORM).loads(token, return_timestamp=True)
+    except BadSignature:
+        return None
+    return (utcnow() - signed_at).total_seconds()
+
+
+def _as_id(value: object, message: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TokenInvalid(message)
+    return value

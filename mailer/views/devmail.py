@@ -1,0 +1,63 @@
+"""Development only: read the mails the local catcher kept, in the browser."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, current_app, render_template
+
+from mailer.devmail import list_messages, read_message
+
+bp = Blueprint("devmail", __name__, url_prefix="/dev/mail")
+NAME = re.compile(r"[0-9]+-[0-9a-f]{8}\.eml")
+
+
+def _directory() -> Path:
+    return Path(current_app.config["MAILER"].mail_directory)
+
+
+def _message_path(name: str) -> Path:
+    if not NAME.fullmatch(name) or not (_directory() / name).is_file():
+        abort(404)
+    return _directory() / name
+
+
+@bp.get("/")
+def inbox():
+    return render_template(
+        "pages/dev_mail.html", messages=list_messages(_directory()), directory=_directory()
+    )
+
+
+@bp.get("/<name>")
+def show(name: str):
+    message = read_message(_message_path(name))
+    text = message.get_body(preferencelist=("plain",))
+    return render_template(
+        "pages/dev_mail_message.html",
+        name=name,
+        headers=list(message.items()),
+        text=text.get_content() if text else "",
+        has_html=message.get_body(preferencelist=("html",)) is not None,
+    )
+
+
+@bp.get("/<name>/html")
+def show_html(name: str):
+    html = read_message(_message_path(name)).get_body(preferencelist=("html",))
+    if html is None:
+        abort(404)
+    response = Response(html.get_content(), mimetype="text/html")
+    # Shown in an iframe on our own page; the mail's HTML may not run scripts.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data: http: https:; "
+        "frame-ancestors 'self'"
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+@bp.get("/<name>/raw")
+def show_raw(name: str):
+    return Response(_message_path(name).read_bytes(), mimetype="text/plain")

@@ -1,0 +1,170 @@
+"""The reader's pages: sign up, confirm, unsubscribe."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+
+from mailer import subscriptions, tokens
+from mailer.errors import InvalidInput, error_response, wants_json
+from mailer.extensions import csrf, limiter
+
+bp = Blueprint("public", __name__)
+
+HONEYPOT_FIELD = "website"
+SOURCE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._:-]{0,99}")
+ONE_CLICK_BODY = "One-Click"
+
+
+def _settings():
+    return current_app.config["MAILER"]
+
+
+def _signup_input() -> dict[str, object]:
+    """The POSTed fields, from a form or a JSON object (the content type is checked earlier)."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise InvalidInput("The request body must be a JSON object.")
+        return data
+    return request.form.to_dict()
+
+
+def _address_key() -> str:
+    """Rate-limit key for the address a signup targets, so nobody mail-bombs one inbox."""
+    try:
+        raw = _signup_input().get("email")
+    except InvalidInput:
+        raw = None
+    return "address:" + (raw.strip().lower() if isinstance(raw, str) else "")
+
+
+def _looks_like_a_bot(data: dict[str, object]) -> bool:
+    if data.get(HONEYPOT_FIELD):
+        return True
+    if request.is_json:
+        return False  # a script on our own page; CSRF and rate limits guard it
+    age = tokens.form_age_seconds(str(data.get("form_token") or ""))
+    return age is None or age < _settings().signup_min_seconds
+
+
+def _signup_done() -> Response | str:
+    # Identical for every address and every prior state: the form reveals nothing.
+    if wants_json():
+        response = jsonify(status="ok", message="Check your inbox: we sent you a link to confirm.")
+        response.status_code = 202
+        return response
+    return render_template("pages/signup_done.html")
+
+
+def _signup_form(*, error: str | None = None, values: dict | None = None, status: int = 200):
+    embed = request.args.get("embed") == "1"
+    html = render_template(
+        "pages/subscribe.html",
+        error=error,
+        values=values or {},
+        form_token=tokens.make_form_token(),
+        consent_text=_settings().consent_text,
+        source="embed" if embed else "subscribe-page",
+    )
+    return html, status
+
+
+@bp.get("/")
+@bp.get("/subscribe")
+def subscribe_form():
+    return _signup_form()
+
+
+@bp.post("/subscribe")
+@limiter.limit(lambda: _settings().signup_rate_limit_ip)
+@limiter.limit(lambda: _settings().signup_rate_limit_address, key_func=_address_key)
+def subscribe():
+    data = _signup_input()
+    if _looks_like_a_bot(data):
+        return _signup_done()
+    source = str(data.get("source") or "subscribe-page")
+    if not SOURCE_PATTERN.fullmatch(source):
+        source = "subscribe-page"
+    try:
+        address = subscriptions.normalize_address(data.get("email"))
+        name = subscriptions.clean_name(data.get("name"))
+    except InvalidInput as error:
+        if wants_json():
+            raise
+        values = {k: v for k, v in data.items() if k in {"email", "name"} and isinstance(v, str)}
+        return _signup_form(error=error.message, values=values, status=400)
+    subscriptions.request_subscription(address, name, source=source)
+    return _signup_done()
+
+
+def _token_error(error: tokens.TokenError) -> Response:
+    status = 410 if isinstance(error, tokens.TokenExpired) else 400
+    return error_response(status, "This link does not work", error.reason, offer_signup=True)
+
+
+@bp.get("/confirm/<token>")
+def confirm(token: str):
+    # GET never changes anything: mail scanners fetch every link.
+    try:
+        subscriber_id = tokens.read_confirm_token(token)
+    except tokens.TokenError as error:
+        return _token_error(error)
+    subscriber = subscriptions.get_subscriber(subscriber_id)
+    return render_template(
+        "pages/confirm.html", subscriber=subscriber, token=token, list_name=_settings().list_name
+    )
+
+
+@bp.post("/confirm/<token>")
+def confirm_post(token: str):
+    try:
+        subscriber_id = tokens.read_confirm_token(token)
+    except tokens.TokenError as error:
+        return _token_error(error)
+    outcome = subscriptions.confirm_subscription(subscriber_id)
+    return render_template(
+        "pages/confirmed.html", outcome=outcome.value, list_name=_settings().list_name
+    )
+
+
+@bp.get("/unsubscribe/<token>")
+def unsubscribe(token: str):
+    try:
+        subscriber_id = tokens.read_unsubscribe_token(token)
+    except tokens.TokenError as error:
+        return _token_error(error)
+    subscriber = subscriptions.get_subscriber(subscriber_id)
+    return render_template(
+        "pages/unsubscribe.html",
+        subscriber=subscriber,
+        token=token,
+        list_name=_settings().list_name,
+    )
+
+
+# RFC 8058: mailbox providers POST here with no cookies and no CSRF token; the
+# signed token in the URL is the authentication. Answer 200, never redirect.
+@bp.post("/unsubscribe/<token>")
+@csrf.exempt
+def unsubscribe_post(token: str):
+    try:
+        subscriber_id = tokens.read_unsubscribe_token(token)
+    except tokens.TokenError as error:
+        return _token_error(error)
+    subscriptions.unsubscribe(subscriber_id)
+    if request.form.get("List-Unsubscribe") == ONE_CLICK_BODY:
+        return Response("You have been unsubscribed.\n", mimetype="text/plain")
+    return render_template("pages/unsubscribed.html", token=token, list_name=_settings().list_name)
+
+
+@bp.post("/resubscribe/<token>")
+@limiter.limit(lambda: _settings().signup_rate_limit_ip)
+def resubscribe(token: str):
+    try:
+        subscriber_id = tokens.read_unsubscribe_token(token)
+    except tokens.TokenError as error:
+        return _token_error(error)
+    subscriptions.resubscribe(subscriber_id, source="resubscribe")
+    return _signup_done()

@@ -1,0 +1,28 @@
+"""Celery tasks. Each takes ids, calls one domain function, and turns errors into retries."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from mailer import jobs, reconciler, subscriptions
+from mailer.mail import TemporaryFailure
+
+# Backoff stays far below the broker's visibility timeout (jobs.VISIBILITY_TIMEOUT).
+RETRY_BACKOFF_MAX = 600
+
+
+@shared_task(
+    name=jobs.SEND_CONFIRMATION,
+    autoretry_for=(TemporaryFailure,),
+    retry_backoff=5,
+    retry_backoff_max=RETRY_BACKOFF_MAX,
+    retry_jitter=True,
+    max_retries=8,
+)
+def send_confirmation(subscriber_id: int) -> str:
+    return subscriptions.send_confirmation(subscriber_id)
+
+
+@shared_task(name=jobs.RECONCILE)
+def reconcile() -> dict[str, int]:
+    return reconciler.reconcile()
