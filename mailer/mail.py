@@ -38,15 +38,15 @@ class TemporaryFailure(DeliveryError):
     """4xx or a broken connection: try again later."""
 
 
-def render_email(name: str, **context: object) -> RenderedEmail:
-    """Renders templates/email/<name>/{subject.txt,body.txt,body.html}."""
+def render_email(template: str, **context: object) -> RenderedEmail:
+    """Renders templates/email/<template>/{subject.txt,body.txt,body.html}."""
     env = current_app.jinja_env
-    subject = env.get_template(f"email/{name}/subject.txt").render(**context)
+    subject = env.get_template(f"email/{template}/subject.txt").render(**context)
     return RenderedEmail(
         # A subject is one line whatever the template or its data hold.
         subject=" ".join(subject.split()),
-        text=env.get_template(f"email/{name}/body.txt").render(**context),
-        html=env.get_template(f"email/{name}/body.html").render(**context),
+        text=env.get_template(f"email/{template}/body.txt").render(**context),
+        html=env.get_template(f"email/{template}/body.html").render(**context),
     )
 
 

@@ -262,8 +262,8 @@ def get_subscriber(subscriber_id: int) -> Subscriber:
 
 def resubscribe(subscriber_id: int, *, source: str) -> None:
     """An unsubscribed reader asks back in: they confirm again, like any signup."""
-    subscriber = get_subscriber(subscriber_id)
-    db.session.rollback()  # end the read; request_subscription owns its transaction
-    request_subscription(
-        Address(email=subscriber.email, key=subscriber.email_key), subscriber.name, source=source
-    )
+    with db.session.begin():
+        subscriber = get_subscriber(subscriber_id)
+        address = Address(email=subscriber.email, key=subscriber.email_key)
+        name = subscriber.name
+    request_subscription(address, name, source=source)

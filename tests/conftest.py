@@ -1,0 +1,316 @@
+"""Real services for the tests: a Redis server, an SMTP server, a database, Celery workers.
+
+Everything is started by the suite on free ports; the user's own Redis is never touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import redis
+from aiosmtpd.controller import Controller
+from sqlalchemy import create_engine, delete, text
+
+from mailer import create_app
+from mailer.config import Settings, load_settings, normalize_database_url
+from mailer.migrate import upgrade
+from mailer.models import Base
+from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- Redis -------------------------------------------------------------------
+
+
+class RedisServer:
+    """A redis-server of our own, on a free port, keeping nothing on disk."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.exit("redis-server is not installed; `make test` installs it.", returncode=2)
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        wait_until(lambda: _pings(client), timeout=10, message="redis-server did not start")
+        client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def restart_empty(self) -> None:
+        """Kills the server and starts a new one on the same port with nothing in it."""
+        self.process.kill()  # type: ignore[union-attr]
+        self.process.wait(timeout=10)  # type: ignore[union-attr]
+        self.start()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- SMTP --------------------------------------------------------------------
+
+
+class Outbox:
+    """aiosmtpd handler that keeps every message and lets tests wait for them."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self._condition = threading.Condition()
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        message = message_from_bytes(envelope.original_content, policy=policy.default)
+        with self._condition:
+            self.messages.append(message)  # type: ignore[arg-type]
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            self._condition.notify_all()
+        return "250 OK"
+
+    def clear(self) -> None:
+        with self._condition:
+            self.messages.clear()
+            self.envelopes.clear()
+
+    def _matching(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if str(m["To"]).lower() == address.lower()]
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self._condition:
+            return self._matching(address)
+
+    def wait_for(self, address: str, count: int = 1, timeout: float = 15) -> list[EmailMessage]:
+        """Waits until `address` has received `count` messages; returns them."""
+        with self._condition:
+            ok = self._condition.wait_for(lambda: len(self._matching(address)) >= count, timeout)
+            found = self._matching(address)
+        assert ok, f"{address} received {len(found)} messages, expected {count}"
+        return found
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[Controller, Outbox]]:
+    outbox = Outbox()
+    controller = Controller(outbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, outbox
+    controller.stop()
+
+
+@pytest.fixture
+def outbox(smtp_server: tuple[Controller, Outbox]) -> Outbox:
+    smtp_server[1].clear()
+    return smtp_server[1]
+
+
+# --- Database ----------------------------------------------------------------
+
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "postgresql":
+        url = os.environ.get("MAILER_TEST_DATABASE_URL")
+        if not url:
+            pytest.skip("PostgreSQL run skipped: MAILER_TEST_DATABASE_URL is not set")
+        url = normalize_database_url(url)
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            Base.metadata.drop_all(connection)
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        engine.dispose()
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mailer.db'}"
+    upgrade(url)
+    return url
+
+
+# --- The app and its workers --------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def environment(
+    database_url: str, redis_server: RedisServer, smtp_server: tuple[Controller, Outbox]
+) -> dict[str, str]:
+    """The MAILER_* variables shared by the app under test and its worker processes."""
+    return {
+        "MAILER_ENV": "testing",
+        "MAILER_SECRET_KEY": SECRET,
+        "MAILER_DATABASE_URL": database_url,
+        "MAILER_REDIS_URL": redis_server.url,
+        "MAILER_SMTP_HOST": "127.0.0.1",
+        "MAILER_SMTP_PORT": str(smtp_server[0].port),
+        "MAILER_BASE_URL": "https://news.example.org",
+        "MAILER_FROM": "Example News <news@news.example.org>",
+        "MAILER_LIST_ID": "digest.news.example.org",
+        "MAILER_SIGNUP_MIN_SECONDS": "0",
+        "MAILER_SIGNUP_RATE_LIMIT_IP": "1000 per minute",
+        "MAILER_SIGNUP_RATE_LIMIT_ADDRESS": "1000 per minute",
+    }
+
+
+@pytest.fixture(scope="session")
+def app(environment: dict[str, str]):
+    application = create_app(load_settings(environ=environment))
+    yield application
+    application.extensions["mailer.db"]["engine"].dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A clean database and no rate-limit counters for every test that uses the app."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    redis_server: RedisServer = request.getfixturevalue("redis_server")
+    engine = app.extensions["mailer.db"]["engine"]
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(delete(table))
+    client = redis.Redis.from_url(redis_server.url)
+    # Only our own keys: flushing would also drop the broker's queue bindings.
+    for key in client.scan_iter("LIMITER*"):
+        client.delete(key)
+    client.close()
+    yield
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def settings_override(app) -> Iterator[Callable[..., Settings]]:
+    """Changes settings for one test: settings_override(signup_min_seconds=5)."""
+    original = app.config["MAILER"]
+
+    def override(**changes: object) -> Settings:
+        app.config["MAILER"] = dataclasses.replace(app.config["MAILER"], **changes)
+        return app.config["MAILER"]
+
+    yield override
+    app.config["MAILER"] = original
+
+
+class Worker:
+    """A real `celery worker` process against the test Redis, database and SMTP server."""
+
+    def __init__(self, environment: dict[str, str], log_path: Path, concurrency: int = 2) -> None:
+        self.environment = environment
+        self.log_path = log_path
+        self.concurrency = concurrency
+        self.process: subprocess.Popen | None = None
+
+    def start(self, app) -> None:
+        env = {**os.environ, **self.environment, "PYTHONUNBUFFERED": "1"}
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - kept open while the worker runs
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "--app",
+                "workers.app",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(self.concurrency),
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+                "--hostname",
+                f"test-{os.getpid()}-{id(self)}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        celery = app.extensions["celery"]
+        wait_until(
+            lambda: self.process.poll() is None and bool(celery.control.ping(timeout=0.5)),
+            timeout=30,
+            message=f"celery worker did not start; see {self.log_path}",
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def worker(app, environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    """Celery workers running for the whole session (per database)."""
+    process = Worker(environment, tmp_path_factory.mktemp("worker") / "worker.log")
+    process.start(app)
+    yield process
+    process.stop()

@@ -1,0 +1,62 @@
+"""Small helpers for tests: waiting with a deadline and reading pages and mails."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+
+
+def wait_until(
+    condition: Callable[[], object], *, timeout: float = 10, message: str = "condition not met"
+) -> object:
+    """Polls `condition` until it is truthy; fails with `message` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} (waited {timeout}s)")
+        time.sleep(0.05)
+
+
+def hidden_fields(page: str) -> dict[str, str]:
+    """The hidden inputs of a page's forms, by name."""
+    fields = {}
+    for tag in re.findall(r"<input[^>]*type=\"hidden\"[^>]*>", page):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name:
+            fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
+    return fields
+
+
+def text_body(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def html_body(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def link_path(body: str, prefix: str) -> str:
+    """The path of the first https://news.example.org<prefix>... link in a mail body."""
+    match = re.search(
+        r"https://news\.example\.org(" + re.escape(prefix) + r"[A-Za-z0-9._\-]+)", body
+    )
+    assert match, f"no {prefix} link in:\n{body}"
+    return match.group(1)
+
+
+def signup(client, email: str, name: str = "", **extra: str):
+    """Fills in the signup form the way a browser would: GET, then POST its fields."""
+    page = client.get("/subscribe").get_data(as_text=True)
+    data = {**hidden_fields(page), "email": email, "name": name, "website": "", **extra}
+    return client.post("/subscribe", data=data)
+
+
+def csrf_token(client, path: str = "/subscribe") -> str:
+    return hidden_fields(client.get(path).get_data(as_text=True))["csrf_token"]
