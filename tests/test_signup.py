@@ -1,0 +1,179 @@
+"""Signing up: what readers, bots and scrapers see, and what gets stored."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from mailer import create_app
+from mailer.config import load_settings
+from mailer.db import db
+from mailer.models import Subscriber, SubscriberStatus
+from mailer.tokens import make_confirm_token, make_unsubscribe_token, read_unsubscribe_token
+from tests.conftest import SECRET, free_port
+from tests.helpers import csrf_token, hidden_fields, signup
+
+VARYING_HEADERS = {"Date", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"}
+
+
+def count_subscribers(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Subscriber))
+
+
+def add_subscriber(app, email: str, status: SubscriberStatus) -> None:
+    with app.app_context():
+        db.session.add(Subscriber(email=email, email_key=email.lower(), status=status))
+        db.session.commit()
+
+
+def comparable(response) -> tuple:
+    headers = tuple(sorted((k, v) for k, v in response.headers.items() if k not in VARYING_HEADERS))
+    return response.status_code, headers, response.get_data()
+
+
+def test_the_signup_page_is_self_contained_and_accessible(client):
+    response = client.get("/subscribe")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert '<label for="email">' in page
+    assert 'name="viewport"' in page
+    assert 'lang="en"' in page
+    # Nothing loaded from another site.
+    assert "<script" not in page
+    assert "http://" not in page and "https://" not in page
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_new_and_existing_addresses_get_identical_answers(app, client):
+    add_subscriber(app, "active@example.org", SubscriberStatus.ACTIVE)
+    add_subscriber(app, "pending@example.org", SubscriberStatus.PENDING)
+    add_subscriber(app, "gone@example.org", SubscriberStatus.UNSUBSCRIBED)
+    answers = {
+        address: comparable(signup(client, address))
+        for address in (
+            "new@example.org",
+            "active@example.org",
+            "pending@example.org",
+            "gone@example.org",
+        )
+    }
+    assert len(set(answers.values())) == 1, answers
+    assert answers["new@example.org"][0] == 200
+
+    json_answers = {
+        address: comparable(
+            client.post(
+                "/subscribe", json={"email": address}, headers={"X-CSRFToken": csrf_token(client)}
+            )
+        )
+        for address in ("other-new@example.org", "active@example.org")
+    }
+    assert len(set(json_answers.values())) == 1, json_answers
+    assert json_answers["active@example.org"][0] == 202
+
+
+def test_json_signup_stores_a_pending_reader(app, client):
+    response = client.post(
+        "/subscribe",
+        json={"email": "Json.Reader@Example.ORG", "name": "  Jo   Reader "},
+        headers={"X-CSRFToken": csrf_token(client)},
+    )
+    assert response.status_code == 202
+    assert response.get_json()["status"] == "ok"
+    with app.app_context():
+        row = db.session.scalar(select(Subscriber))
+    assert row.email == "Json.Reader@example.org"  # domain lowercased, local part kept
+    assert row.email_key == "json.reader@example.org"
+    assert row.name == "Jo Reader"
+    assert row.status == SubscriberStatus.PENDING
+
+
+def test_the_same_address_in_another_case_is_one_reader(app, client):
+    signup(client, "Case@example.org")
+    signup(client, "case@EXAMPLE.org")
+    assert count_subscribers(app) == 1
+
+
+def test_a_filled_honeypot_gets_the_normal_page_and_stores_nothing(app, client):
+    response = signup(client, "bot@example.org", website="https://spam.example")
+    assert response.status_code == 200
+    assert "Check your inbox" in response.get_data(as_text=True)
+    assert count_subscribers(app) == 0
+
+
+def test_a_form_filled_faster_than_a_person_can_is_ignored(app, client, settings_override):
+    settings_override(signup_min_seconds=30)
+    response = signup(client, "fastbot@example.org")
+    assert response.status_code == 200
+    assert "Check your inbox" in response.get_data(as_text=True)
+    assert count_subscribers(app) == 0
+
+
+def test_a_form_without_its_time_stamp_is_ignored(app, client):
+    fields = hidden_fields(client.get("/subscribe").get_data(as_text=True))
+    del fields["form_token"]
+    response = client.post("/subscribe", data={**fields, "email": "nostamp@example.org"})
+    assert response.status_code == 200
+    assert count_subscribers(app) == 0
+
+
+def test_signups_are_rate_limited_per_address(app, client, settings_override):
+    settings_override(signup_rate_limit_address="2 per hour")
+    assert signup(client, "target@example.org").status_code == 200
+    assert signup(client, "TARGET@example.org").status_code == 200
+    blocked = signup(client, "target@example.org")
+    assert blocked.status_code == 429
+    assert "Too many attempts" in blocked.get_data(as_text=True)
+    # Other addresses from the same visitor are still welcome.
+    assert signup(client, "someone-else@example.org").status_code == 200
+
+
+def test_signups_are_rate_limited_per_ip(app, client, settings_override):
+    settings_override(signup_rate_limit_ip="3 per minute")
+    for n in range(3):
+        assert signup(client, f"reader{n}@example.org").status_code == 200
+    blocked = signup(client, "reader9@example.org")
+    assert blocked.status_code == 429
+    assert "Retry-After" in blocked.headers
+    assert count_subscribers(app) == 3
+
+
+def test_tokens_signed_with_an_older_key_still_verify(app, settings_override):
+    with app.app_context():
+        old_confirm = make_confirm_token(7)
+        old_unsubscribe = make_unsubscribe_token(7)
+        settings_override(secret_keys=("a-brand-new-secret-key-0001", SECRET))
+        assert read_unsubscribe_token(old_unsubscribe) == 7
+        new_unsubscribe = make_unsubscribe_token(7)
+        assert new_unsubscribe != old_unsubscribe  # signed with the newest key
+        from mailer.tokens import read_confirm_token
+
+        assert read_confirm_token(old_confirm) == 7
+
+
+def test_signup_is_kept_when_redis_is_unreachable(environment, tmp_path):
+    """Redis down: the reader still gets the page, the row is stored, the mail is owed."""
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_app(load_settings(environ={**environment, "MAILER_REDIS_URL": dead}))
+    client = app.test_client()
+    try:
+        response = signup(client, "while-down@example.org")
+        assert response.status_code == 200
+        with app.app_context():
+            row = db.session.scalar(
+                select(Subscriber).where(Subscriber.email_key == "while-down@example.org")
+            )
+            assert row.status == SubscriberStatus.PENDING
+            assert row.confirmation_requested_at is not None
+            assert row.confirmation_sent_at is None
+            health = client.get("/healthz")
+            assert health.status_code == 503
+            assert health.get_json()["redis"].startswith("error")
+    finally:
+        app.extensions["mailer.db"]["engine"].dispose()
+
+
+def test_healthz_answers_when_database_and_redis_do(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "ok"}
