@@ -228,7 +228,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
             connection.execute(delete(table))
     client = redis.Redis.from_url(redis_server.url)
     # Only our own keys: flushing would also drop the broker's queue bindings.
-    for key in client.scan_iter("LIMITER*"):
+    for key in client.scan_iter("*LIMITER*"):
         client.delete(key)
     client.close()
     yield
