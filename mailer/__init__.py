@@ -60,9 +60,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.after_request(_security_headers)
 
     from mailer.cli import register_commands
-    from mailer.views import health, public
+    from mailer.views import api, health, public
 
     app.register_blueprint(public.bp)
+    app.register_blueprint(api.bp)
+    # Bearer tokens, no cookies: cross-site requests cannot ride on a session here.
+    csrf.exempt(api.bp)
     app.register_blueprint(health.bp)
     if settings.development:
         from mailer.views import devmail

@@ -23,6 +23,46 @@ def register_commands(app: Flask) -> None:
         upgrade(current_app.config["MAILER"].database_url, revision)
         click.echo("Database is up to date.")
 
+    @app.cli.command("create-api-token")
+    @click.argument("name")
+    def create_api_token(name: str) -> None:
+        """Create an API token for the site; it is printed once, on the last line."""
+        from mailer.api_tokens import create_api_token
+        from mailer.errors import UserError
+
+        try:
+            token = create_api_token(name)
+        except UserError as error:
+            raise click.ClickException(error.message) from None
+        click.echo(f"API token {name!r} created. Keep it secret; it is not shown again:")
+        click.echo(token)
+
+    @app.cli.command("revoke-api-token")
+    @click.argument("name")
+    def revoke_api_token(name: str) -> None:
+        """Revoke the API token called NAME."""
+        from mailer.api_tokens import revoke_api_token
+
+        if not revoke_api_token(name):
+            raise click.ClickException(f"No live API token is called {name!r}.")
+        click.echo(f"API token {name!r} revoked.")
+
+    @app.cli.command("send-digest")
+    def send_digest() -> None:
+        """Make a digest of the waiting articles and start sending it."""
+        from mailer.digests import create_digest, progress
+        from mailer.errors import UserError
+
+        try:
+            digest_id = create_digest(trigger="cli")
+        except UserError as error:
+            raise click.ClickException(error.message) from None
+        info = progress(digest_id)
+        click.echo(
+            f"Digest {digest_id} is sending to {info['total']} readers "
+            f"({info['articles']} articles): {info['subject']}"
+        )
+
     @app.cli.command("catch-mail")
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", default=8025, show_default=True, type=int)

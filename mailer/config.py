@@ -31,6 +31,13 @@ def _int(name: str, raw: str) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def _float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+
 def normalize_database_url(url: str) -> str:
     """Point plain postgresql:// URLs at psycopg 3, the driver we install."""
     for prefix in ("postgresql://", "postgres://"):
@@ -66,11 +73,23 @@ class Settings:
     )
     max_request_bytes: int = 64 * 1024
     proxy_hops: int = 0
+    unsubscribe_mailto: str = ""
+    digest_max_articles: int = 50
+    send_batch_size: int = 500
+    send_max_attempts: int = 5
+    send_retry_base_seconds: float = 30.0
+    send_rate_per_second: int = 0
+    claim_stale_seconds: int = 120
     mail_directory: str = str(PROJECT_ROOT / "var" / "mail")
 
     @property
     def development(self) -> bool:
         return self.env == "development"
+
+    @property
+    def unsubscribe_mailbox(self) -> str:
+        """The mailto: fallback of List-Unsubscribe."""
+        return self.unsubscribe_mailto or f"unsubscribe@{self.sending_domain}"
 
     @property
     def sending_domain(self) -> str:
@@ -102,11 +121,18 @@ _VARIABLES: dict[str, tuple[str, object]] = {
     "MAILER_MAIL_DIRECTORY": ("mail_directory", str),
     "MAILER_PROXY_HOPS": ("proxy_hops", _int),
     "MAILER_MAX_REQUEST_BYTES": ("max_request_bytes", _int),
+    "MAILER_UNSUBSCRIBE_MAILTO": ("unsubscribe_mailto", str),
+    "MAILER_DIGEST_MAX_ARTICLES": ("digest_max_articles", _int),
+    "MAILER_SEND_BATCH_SIZE": ("send_batch_size", _int),
+    "MAILER_SEND_MAX_ATTEMPTS": ("send_max_attempts", _int),
+    "MAILER_SEND_RETRY_BASE_SECONDS": ("send_retry_base_seconds", _float),
+    "MAILER_SEND_RATE_PER_SECOND": ("send_rate_per_second", _int),
+    "MAILER_CLAIM_STALE_SECONDS": ("claim_stale_seconds", _int),
 }
 
 
 def _call(parser: object, name: str, raw: str) -> object:
-    if parser in (_int, _bool):
+    if parser in (_int, _bool, _float):
         return parser(name, raw)  # type: ignore[operator]
     return parser(raw)  # type: ignore[operator]
 
@@ -150,5 +176,9 @@ def validate(settings: Settings) -> None:
         raise ConfigError("MAILER_FROM must be an address such as 'News <news@example.com>'.")
     if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("MAILER_REDIS_URL must be a redis:// URL.")
+    if settings.send_batch_size < 1 or settings.send_max_attempts < 1:
+        raise ConfigError("MAILER_SEND_BATCH_SIZE and MAILER_SEND_MAX_ATTEMPTS must be at least 1.")
+    if not 0 < settings.send_retry_base_seconds <= 600:
+        raise ConfigError("MAILER_SEND_RETRY_BASE_SECONDS must be between 0 and 600.")
     if settings.confirm_max_age_days < 1:
         raise ConfigError("MAILER_CONFIRM_MAX_AGE_DAYS must be at least 1.")

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 # Task names: the contract between this package and workers/tasks.py.
 SEND_CONFIRMATION = "mailer.send_confirmation"
 RECONCILE = "mailer.reconcile"
+SEND_BATCH = "mailer.send_batch"
 
 # Redelivery of unacknowledged tasks happens after this many seconds; every
 # countdown and retry backoff stays far below it (see email-rules.md §7).
@@ -61,9 +62,14 @@ def init_celery(app: Flask) -> Celery:
 
 def enqueue(task_name: str, *args: object) -> bool:
     """Queues a task by name; call after the commit. False when the broker is unreachable."""
+    return enqueue_in(task_name, 0, *args)
+
+
+def enqueue_in(task_name: str, countdown: float, *args: object) -> bool:
+    """Like enqueue, to run `countdown` seconds from now (keep it far below an hour)."""
     celery: Celery = current_app.extensions["celery"]
     try:
-        celery.send_task(task_name, args=list(args))
+        celery.send_task(task_name, args=list(args), countdown=countdown or None)
     except OperationalError:
         log.warning("broker unreachable; %s%r left for the reconciler", task_name, args)
         return False

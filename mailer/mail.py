@@ -38,6 +38,10 @@ class TemporaryFailure(DeliveryError):
     """4xx or a broken connection: try again later."""
 
 
+class ConnectFailure(TemporaryFailure):
+    """No session with the relay at all: the message was never attempted."""
+
+
 def render_email(template: str, **context: object) -> RenderedEmail:
     """Renders templates/email/<template>/{subject.txt,body.txt,body.html}."""
     env = current_app.jinja_env
@@ -63,6 +67,7 @@ def build_message(
     rendered: RenderedEmail,
     from_address: str | None = None,
     headers: dict[str, str] | None = None,
+    message_id: str | None = None,
 ) -> EmailMessage:
     """A multipart/alternative message, text first. Header values with CR/LF raise ValueError."""
     message = EmailMessage(policy=SMTP_POLICY)
@@ -71,7 +76,7 @@ def build_message(
     message["To"] = ascii_address(to)
     message["Subject"] = rendered.subject
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain=settings.sending_domain)
+    message["Message-ID"] = message_id or make_msgid(domain=settings.sending_domain)
     for name, value in (headers or {}).items():
         message[name] = value
     message.set_content(rendered.text)
@@ -99,7 +104,7 @@ class SMTPConnection:
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password)
         except (OSError, smtplib.SMTPException) as exc:
-            raise TemporaryFailure(f"cannot connect to {s.smtp_host}:{s.smtp_port}: {exc}") from exc
+            raise ConnectFailure(f"cannot connect to {s.smtp_host}:{s.smtp_port}: {exc}") from exc
         return smtp
 
     def _ready(self) -> smtplib.SMTP:

@@ -6,7 +6,19 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -47,6 +59,18 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    """Stored as a short string with a CHECK constraint, the same on SQLite and PostgreSQL."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=20,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
 class SubscriberStatus(enum.StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
@@ -63,15 +87,7 @@ class Subscriber(Base):
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[SubscriberStatus] = mapped_column(
-        Enum(
-            SubscriberStatus,
-            name="subscriber_status",
-            native_enum=False,
-            create_constraint=True,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
-        index=True,
+        _enum(SubscriberStatus, "subscriber_status"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Consent record: the form it came from and the wording the reader was shown.
@@ -85,3 +101,104 @@ class Subscriber(Base):
 
     def __repr__(self) -> str:
         return f"<Subscriber {self.id} {self.status}>"
+
+
+class ApiToken(Base):
+    """A bearer token for the site's API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Article(Base):
+    """An article waiting for (digest_id is NULL) or sent in exactly one digest."""
+
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(500))
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    guid: Mapped[str | None] = mapped_column(String(500), unique=True)
+    summary: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)  # sanitized with nh3
+    author: Mapped[str | None] = mapped_column(String(200))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True)
+
+
+class DigestStatus(enum.StrEnum):
+    SENDING = "sending"
+    SENT = "sent"
+    SENT_WITH_FAILURES = "sent_with_failures"
+
+
+class Digest(Base):
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[DigestStatus] = mapped_column(_enum(DigestStatus, "digest_status"), index=True)
+    # 1 while the digest is sending, NULL after: the unique constraint lets only
+    # one digest send at a time, whoever triggers it.
+    sending_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+    # A schedule period ("2026-11-25"): beat firing twice still makes one digest.
+    period: Mapped[str | None] = mapped_column(String(40), unique=True)
+    trigger: Mapped[str] = mapped_column(String(40))
+    article_watermark: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(Text)
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"  # taken by a batch task, not yet known to be sent
+    SENT = "sent"
+    RETRYING = "retrying"  # 4xx or a lost connection: tried again after next_attempt_at
+    FAILED = "failed"  # 5xx, or too many attempts: smtp_reply says why
+    UNKNOWN = "unknown"  # on the wire when its worker died: reported, never resent
+    SKIPPED = "skipped"  # the reader unsubscribed after the digest was made
+
+
+class Delivery(Base):
+    """One digest to one reader: the ledger that makes every send exactly-once-or-reported."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("digest_id", "subscriber_id"),
+        Index("ix_deliveries_digest_status", "digest_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"))
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("send_claims.id"), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    smtp_reply: Mapped[str | None] = mapped_column(Text)
+
+
+class SendClaim(Base):
+    """A batch of deliveries one task took; its heartbeat says whether the task lives."""
+
+    __tablename__ = "send_claims"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"), index=True)
+    worker: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

@@ -169,11 +169,11 @@ def test_confirmation_lost_with_redis_is_sent_by_the_reconciler(
             .values(confirmation_requested_at=row.created_at - timedelta(minutes=5))
         )
         db.session.commit()
-        assert reconcile() == {"confirmations": 1}
+        assert reconcile()["confirmations"] == 1
     outbox.wait_for("lost@example.org")
     wait_until(
         lambda: subscriber(app, "lost@example.org").confirmation_sent_at is not None,
         message="the reconciled confirmation was not marked sent",
     )
     with app.app_context():
-        assert reconcile() == {"confirmations": 0}
+        assert reconcile()["confirmations"] == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from mailer import jobs, reconciler, subscriptions
+from mailer import jobs, reconciler, sending, subscriptions
 from mailer.mail import TemporaryFailure
 
 # Backoff stays far below the broker's visibility timeout (jobs.VISIBILITY_TIMEOUT).
@@ -26,3 +26,11 @@ def send_confirmation(subscriber_id: int) -> str:
 @shared_task(name=jobs.RECONCILE)
 def reconcile() -> dict[str, int]:
     return reconciler.reconcile()
+
+
+@shared_task(name=jobs.SEND_BATCH)
+def send_batch(digest_id: int) -> dict[str, object]:
+    result = sending.send_batch(digest_id)
+    if result.retry_in is not None:
+        sending.schedule_retry(digest_id, result.retry_in)
+    return {"claimed": result.claimed, "sent": result.sent, "failed": result.failed}

@@ -1,0 +1,174 @@
+"""Articles in: validation, sanitizing, de-duplication by URL or GUID."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import nh3
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from mailer.db import db
+from mailer.errors import InvalidInput
+from mailer.models import Article
+
+FIELDS = {"title", "url", "summary", "body_html", "author", "published_at", "guid"}
+LIMITS = {"title": 500, "url": 2000, "summary": 5000, "author": 200, "guid": 500}
+MAX_BODY_HTML = 500_000
+
+# Tags readers' mail clients render well; no scripts, forms, styles or frames.
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "div", "dl",
+    "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img",
+    "li", "mark", "ol", "p", "pre", "q", "s", "small", "span", "strong", "sub", "sup", "table",
+    "tbody", "td", "th", "thead", "time", "tr", "u", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+    "time": {"datetime"},
+}
+
+
+@dataclass(frozen=True)
+class ArticleInput:
+    title: str
+    url: str
+    summary: str | None = None
+    body_html: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    guid: str | None = None
+
+
+def sanitize_html(html: str) -> str:
+    """Removes scripts, event handlers, styles and remote CSS; keeps readable markup."""
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
+    )
+
+
+def _text(data: dict, field: str, *, required: bool = False) -> str | None:
+    value = data.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidInput(f"'{field}' is required.")
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{field}' must be a string.")
+    if field != "summary" and any(unicodedata.category(c) == "Cc" for c in value):
+        raise InvalidInput(f"'{field}' must be a single line of text.")
+    value = value.strip() if field == "summary" else " ".join(value.split())
+    if len(value) > LIMITS[field]:
+        raise InvalidInput(f"'{field}' can be at most {LIMITS[field]} characters long.")
+    return value
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or " " in value:
+        raise InvalidInput("'url' must be an absolute http:// or https:// URL.")
+    return value
+
+
+def _published_at(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("'published_at' must be an ISO 8601 date and time.")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput("'published_at' must be an ISO 8601 date and time.") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_article(data: object) -> ArticleInput:
+    """Validates an API payload; unknown fields are an error, not silently dropped."""
+    if not isinstance(data, dict):
+        raise InvalidInput("The request body must be a JSON object.")
+    unknown = sorted(set(data) - FIELDS)
+    if unknown:
+        raise InvalidInput(
+            f"Unknown fields: {', '.join(unknown)}. Allowed: {', '.join(sorted(FIELDS))}."
+        )
+    body_html = data.get("body_html")
+    if body_html is not None:
+        if not isinstance(body_html, str):
+            raise InvalidInput("'body_html' must be a string.")
+        if len(body_html) > MAX_BODY_HTML:
+            raise InvalidInput(f"'body_html' can be at most {MAX_BODY_HTML} characters long.")
+        body_html = sanitize_html(body_html) or None
+    return ArticleInput(
+        title=_text(data, "title", required=True),  # type: ignore[arg-type]
+        url=_url(_text(data, "url", required=True)),  # type: ignore[arg-type]
+        summary=_text(data, "summary"),
+        body_html=body_html,
+        author=_text(data, "author"),
+        published_at=_published_at(data.get("published_at")),
+        guid=_text(data, "guid"),
+    )
+
+
+def _existing(article: ArticleInput) -> Article | None:
+    conditions = [Article.url == article.url]
+    if article.guid:
+        conditions.append(Article.guid == article.guid)
+    return db.session.scalar(select(Article).where(or_(*conditions)).order_by(Article.id).limit(1))
+
+
+def accept_article(article: ArticleInput, *, source: str) -> tuple[Article, bool]:
+    """Stores an article for the next digest. Returns (article, created)."""
+    session = db.session
+    try:
+        with session.begin():
+            existing = _existing(article)
+            if existing is not None:
+                return existing, False
+            row = Article(
+                title=article.title,
+                url=article.url,
+                guid=article.guid,
+                summary=article.summary,
+                body_html=article.body_html,
+                author=article.author,
+                published_at=article.published_at,
+                source=source,
+            )
+            session.add(row)
+    except IntegrityError:
+        # The same article arrived twice at once; the other request stored it.
+        with session.begin():
+            existing = _existing(article)
+        if existing is None:
+            raise
+        return existing, False
+    return row, True
+
+
+def waiting_articles() -> list[Article]:
+    """Articles that the next digest will carry, oldest first."""
+    return list(
+        db.session.scalars(
+            select(Article)
+            .where(Article.digest_id.is_(None), Article.removed_at.is_(None))
+            .order_by(Article.id)
+        )
+    )
+
+
+def count_waiting() -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Article)
+        .where(Article.digest_id.is_(None), Article.removed_at.is_(None))
+    )

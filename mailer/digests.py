@@ -1,0 +1,282 @@
+"""The digest: take the waiting articles, render once, materialize one delivery per reader."""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import css_inline
+import nh3
+from flask import current_app
+from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mailer import jobs
+from mailer.db import db
+from mailer.errors import NotFound, UserError
+from mailer.mail import render_email
+from mailer.models import (
+    Article,
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    DigestStatus,
+    SendClaim,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+# Rendered into the bodies once per digest and replaced per reader.
+UNSUBSCRIBE_PLACEHOLDER = "__MAILER_UNSUBSCRIBE_URL__"
+# Gmail clips HTML bodies over about 102 KB.
+HTML_LIMIT_BYTES = 100 * 1024
+SUMMARY_CHARS = 300
+MATERIALIZE_CHUNK = 20_000  # subscriber ids per INSERT ... SELECT
+
+_inliner = css_inline.CSSInliner(load_remote_stylesheets=False)
+
+
+class NothingToSend(UserError):
+    status = 409
+    title = "Nothing new"
+
+
+class AlreadySending(UserError):
+    status = 409
+    title = "Already sending"
+
+
+@dataclass(frozen=True)
+class DigestArticle:
+    title: str
+    url: str
+    summary: str
+    author: str | None
+    published_at: datetime | None
+
+
+def summary_of(article: Article) -> str:
+    """The article's summary, or the start of its body as plain text."""
+    if article.summary:
+        text = article.summary
+    elif article.body_html:
+        text = html.unescape(nh3.clean(article.body_html, tags=set()))
+    else:
+        return ""
+    text = " ".join(text.split())
+    if len(text) <= SUMMARY_CHARS:
+        return text
+    return text[:SUMMARY_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+def render_digest(articles: list[Article]) -> tuple[str, str, str]:
+    """(subject, text, html) with the unsubscribe link left as a placeholder."""
+    settings = current_app.config["MAILER"]
+    ordered = sorted(articles, key=lambda a: (a.published_at or a.created_at, a.id), reverse=True)
+    items = [
+        DigestArticle(a.title, a.url, summary_of(a), a.author, a.published_at) for a in ordered
+    ]
+    rendered = render_email(
+        "digest",
+        articles=items,
+        list_name=settings.list_name,
+        base_url=settings.base_url,
+        unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
+        date=utcnow(),
+    )
+    # Inlined once per digest, never per reader; remote stylesheets are not fetched.
+    html_body = _inliner.inline(rendered.html)
+    if len(html_body.encode()) > HTML_LIMIT_BYTES:
+        log.warning("digest HTML is %d bytes; Gmail clips past 102 KB", len(html_body.encode()))
+    return rendered.subject, rendered.text, html_body
+
+
+def create_digest(*, trigger: str, period: str | None = None) -> int:
+    """Takes every waiting article up to a watermark and starts sending. Returns the digest id.
+
+    One transaction: two triggers at once make one digest (the other gets
+    AlreadySending or NothingToSend), and an article lands in exactly one digest.
+    """
+    settings = current_app.config["MAILER"]
+    session = db.session
+    try:
+        with session.begin():
+            waiting = (
+                select(Article.id)
+                .where(Article.digest_id.is_(None), Article.removed_at.is_(None))
+                .order_by(Article.id)
+                .limit(settings.digest_max_articles)
+                .subquery()
+            )
+            watermark = session.scalar(select(func.max(waiting.c.id)))
+            if watermark is None:
+                raise NothingToSend("There are no new articles since the last digest.")
+            digest = Digest(
+                status=DigestStatus.SENDING,
+                sending_slot=1,
+                period=period,
+                trigger=trigger,
+                article_watermark=watermark,
+                subject="",
+                text_body="",
+                html_body="",
+                last_enqueued_at=utcnow(),
+            )
+            session.add(digest)
+            session.flush()  # a second digest while one is sending fails here
+            taken = session.execute(
+                update(Article)
+                .where(
+                    Article.digest_id.is_(None),
+                    Article.removed_at.is_(None),
+                    Article.id <= watermark,
+                )
+                .values(digest_id=digest.id)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if not taken:
+                raise NothingToSend("There are no new articles since the last digest.")
+            articles = list(session.scalars(select(Article).where(Article.digest_id == digest.id)))
+            digest.subject, digest.text_body, digest.html_body = render_digest(articles)
+            digest.total = _materialize(digest.id)
+            digest_id = digest.id
+            total = digest.total
+    except IntegrityError:
+        session.rollback()
+        if period is not None and _period_taken(period):
+            raise NothingToSend(f"The digest for {period} was already made.") from None
+        raise AlreadySending(
+            "A digest is being sent right now. Wait until it has finished."
+        ) from None
+    log.info("digest %s: %d articles, %d readers", digest_id, taken, total)
+    if total == 0:
+        finish_if_done(digest_id)
+    else:
+        enqueue_batches(digest_id, total)
+    return digest_id
+
+
+def _period_taken(period: str) -> bool:
+    return db.session.scalar(select(Digest.id).where(Digest.period == period)) is not None
+
+
+def _materialize(digest_id: int) -> int:
+    """One delivery row per active reader, set-based, in id ranges so no list is held."""
+    session = db.session
+    low, high = session.execute(
+        select(func.min(Subscriber.id), func.max(Subscriber.id)).where(
+            Subscriber.status == SubscriberStatus.ACTIVE
+        )
+    ).one()
+    if low is None:
+        return 0
+    total = 0
+    for start in range(low, high + 1, MATERIALIZE_CHUNK):
+        readers = select(
+            literal(digest_id), Subscriber.id, literal(DeliveryStatus.PENDING.value), literal(0)
+        ).where(
+            Subscriber.status == SubscriberStatus.ACTIVE,
+            Subscriber.id >= start,
+            Subscriber.id < start + MATERIALIZE_CHUNK,
+        )
+        total += session.execute(
+            insert(Delivery).from_select(
+                ["digest_id", "subscriber_id", "status", "attempts"], readers
+            )
+        ).rowcount
+    return total
+
+
+def enqueue_batches(digest_id: int, rows: int) -> None:
+    """Fans out enough batch tasks for `rows` deliveries; extra tasks find nothing and end."""
+    batch_size = current_app.config["MAILER"].send_batch_size
+    for _ in range(-(-rows // batch_size)):
+        jobs.enqueue(jobs.SEND_BATCH, digest_id)
+
+
+OWED = (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.RETRYING)
+
+
+def finish_if_done(digest_id: int) -> bool:
+    """sending -> sent / sent_with_failures once no delivery is owed."""
+    session = db.session
+    with session.begin():
+        counts = _status_counts(digest_id)
+        if any(counts.get(s, 0) for s in OWED):
+            return False
+        troubled = counts.get(DeliveryStatus.FAILED, 0) + counts.get(DeliveryStatus.UNKNOWN, 0)
+        finished = session.execute(
+            update(Digest)
+            .where(Digest.id == digest_id, Digest.status == DigestStatus.SENDING)
+            .values(
+                status=DigestStatus.SENT_WITH_FAILURES if troubled else DigestStatus.SENT,
+                sending_slot=None,
+                finished_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return bool(finished)
+
+
+def _status_counts(digest_id: int) -> dict[DeliveryStatus, int]:
+    rows = db.session.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.digest_id == digest_id)
+        .group_by(Delivery.status)
+    )
+    return {DeliveryStatus(status): count for status, count in rows}
+
+
+def get_digest(digest_id: int) -> Digest:
+    digest = db.session.get(Digest, digest_id)
+    if digest is None:
+        raise NotFound(f"There is no digest {digest_id}.")
+    return digest
+
+
+def progress(digest_id: int) -> dict[str, object]:
+    """Status and counts of one digest, for the API and the editor's progress bar."""
+    digest = get_digest(digest_id)
+    counts = _status_counts(digest_id)
+    sent = counts.get(DeliveryStatus.SENT, 0)
+    end = digest.finished_at or utcnow()
+    elapsed = max((end - digest.created_at).total_seconds(), 1e-6)
+    return {
+        "id": digest.id,
+        "status": digest.status.value,
+        "subject": digest.subject,
+        "articles": db.session.scalar(
+            select(func.count()).select_from(Article).where(Article.digest_id == digest_id)
+        ),
+        "total": digest.total,
+        "sent": sent,
+        "failed": counts.get(DeliveryStatus.FAILED, 0),
+        "retrying": counts.get(DeliveryStatus.RETRYING, 0),
+        "unknown": counts.get(DeliveryStatus.UNKNOWN, 0),
+        "skipped": counts.get(DeliveryStatus.SKIPPED, 0),
+        "pending": counts.get(DeliveryStatus.PENDING, 0) + counts.get(DeliveryStatus.CLAIMED, 0),
+        "started": digest.created_at.isoformat(),
+        "finished": digest.finished_at.isoformat() if digest.finished_at else None,
+        "messages_per_second": round(sent / elapsed, 1) if sent else 0.0,
+    }
+
+
+def sending_digests() -> list[int]:
+    return list(db.session.scalars(select(Digest.id).where(Digest.status == DigestStatus.SENDING)))
+
+
+def live_claims(digest_id: int, stale_before: datetime) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(SendClaim)
+        .where(
+            SendClaim.digest_id == digest_id,
+            SendClaim.finished.is_(False),
+            SendClaim.heartbeat_at >= stale_before,
+        )
+    )

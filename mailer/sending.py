@@ -1,0 +1,496 @@
+"""The send engine: claim a batch of deliveries, send each once, record every outcome.
+
+A batch task claims rows with a conditional update, writes ahead to a Redis journal
+which row is on the wire, and flushes outcomes to SQL every second. If its worker
+dies, the reconciler reads the journal: rows sent are marked sent, the one row on
+the wire is marked unknown (never resent), the rest go back to pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+import redis
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from mailer import digests, jobs
+from mailer.config import Settings
+from mailer.db import db
+from mailer.links import external_url
+from mailer.mail import (
+    ConnectFailure,
+    PermanentFailure,
+    RenderedEmail,
+    TemporaryFailure,
+    build_message,
+    smtp_connection,
+)
+from mailer.models import (
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    DigestStatus,
+    SendClaim,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
+from mailer.tokens import make_unsubscribe_token
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY_ROWS = 200
+FLUSH_EVERY_SECONDS = 1.0
+MAX_RETRY_COUNTDOWN = 600  # far below the broker's visibility timeout
+JOURNAL_TTL = 7 * 86400
+UNKNOWN_REPLY = "worker died while this message was being sent; not resent"
+LOST_JOURNAL_REPLY = "worker died and its send journal was lost; not resent"
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _redis() -> redis.Redis:
+    clients = current_app.extensions.setdefault("mailer.redis", {})
+    pid = os.getpid()  # one client per process: connections do not survive fork
+    if pid not in clients:
+        clients[pid] = redis.Redis.from_url(
+            current_app.config["MAILER"].redis_url, socket_timeout=5, socket_connect_timeout=5
+        )
+    return clients[pid]
+
+
+class Journal:
+    """Write-ahead of one claim's sends in Redis: which row is on the wire, which went."""
+
+    def __init__(self, client: redis.Redis, claim_id: int) -> None:
+        self.client = client
+        self.prefix = f"mailer:claim:{claim_id}"
+        self.working = True
+
+    def _run(self, *commands: tuple) -> None:
+        if not self.working:
+            return
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for name, *args in commands:
+                getattr(pipe, name)(*args)
+            pipe.execute()
+        except redis.RedisError as exc:
+            # Sending goes on; should this worker die now, its rows are reported unknown.
+            log.warning("send journal unavailable (%s); continuing without it", exc)
+            self.working = False
+
+    def open(self) -> None:
+        self._run(("set", f"{self.prefix}:open", 1, JOURNAL_TTL))
+
+    def attempting(self, delivery_id: int) -> None:
+        self._run(("set", f"{self.prefix}:inflight", delivery_id, JOURNAL_TTL))
+
+    def sent(self, delivery_id: int) -> None:
+        key = f"{self.prefix}:sent"
+        self._run(("rpush", key, delivery_id), ("expire", key, JOURNAL_TTL))
+
+    def read(self) -> tuple[bool, set[int], int | None]:
+        """(journal exists, ids sent, id on the wire)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(f"{self.prefix}:open")
+        pipe.lrange(f"{self.prefix}:sent", 0, -1)
+        pipe.get(f"{self.prefix}:inflight")
+        opened, sent, inflight = pipe.execute()
+        return bool(opened), {int(x) for x in sent}, int(inflight) if inflight else None
+
+    def discard(self) -> None:
+        self._run(
+            ("delete", f"{self.prefix}:open", f"{self.prefix}:sent", f"{self.prefix}:inflight")
+        )
+
+
+@dataclass(frozen=True)
+class Recipient:
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    attempts: int
+
+
+class DigestMessages:
+    """Builds each reader's message from the digest rendered once."""
+
+    def __init__(self, settings: Settings, digest: Digest) -> None:
+        self.settings = settings
+        self.digest_id = digest.id
+        self.stamp = int(digest.created_at.timestamp())
+        self.subject = digest.subject
+        self.text = digest.text_body
+        self.html = digest.html_body
+        self.list_id = f"{settings.list_name} <{settings.list_id}>"
+
+    def message_id(self, delivery_id: int) -> str:
+        # Derived from the delivery row, so it need not be stored to match bounces.
+        return (
+            f"<digest.{self.digest_id}.{delivery_id}.{self.stamp}@{self.settings.sending_domain}>"
+        )
+
+    def build(self, recipient: Recipient) -> EmailMessage:
+        token = make_unsubscribe_token(recipient.subscriber_id)
+        url = external_url("public.unsubscribe", token=token)
+        mailto = f"mailto:{self.settings.unsubscribe_mailbox}?subject=unsubscribe%20{token}"
+        rendered = RenderedEmail(
+            subject=self.subject,
+            text=self.text.replace(digests.UNSUBSCRIBE_PLACEHOLDER, url),
+            html=self.html.replace(digests.UNSUBSCRIBE_PLACEHOLDER, url),
+        )
+        return build_message(
+            self.settings,
+            to=recipient.email,
+            rendered=rendered,
+            message_id=self.message_id(recipient.delivery_id),
+            headers={
+                "List-Id": self.list_id,
+                "List-Unsubscribe": f"<{url}>, <{mailto}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "Precedence": "bulk",
+            },
+        )
+
+
+@dataclass
+class Ledger:
+    """Outcomes of one claim, flushed to SQL in bulk."""
+
+    claim_id: int
+    settings: Settings
+    sent: list[int] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    retrying: list[dict] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+    last_flush: float = field(default_factory=time.monotonic)
+    next_retry_at: datetime | None = None
+    totals: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "retrying": 0})
+
+    def record_temporary(self, recipient: Recipient, reply: str) -> None:
+        attempts = recipient.attempts + 1
+        if attempts >= self.settings.send_max_attempts:
+            self.failed.append(
+                {"i": recipient.delivery_id, "r": f"gave up: {reply}", "a": attempts}
+            )
+            return
+        delay = min(
+            self.settings.send_retry_base_seconds * 2 ** (attempts - 1), MAX_RETRY_COUNTDOWN
+        )
+        at = utcnow() + timedelta(seconds=delay * random.uniform(0.8, 1.2))
+        self.retrying.append({"i": recipient.delivery_id, "r": reply, "a": attempts, "t": at})
+        self.next_retry_at = min(self.next_retry_at or at, at)
+
+    def due(self) -> bool:
+        pending = len(self.sent) + len(self.failed) + len(self.retrying)
+        return (
+            pending >= FLUSH_EVERY_ROWS or time.monotonic() - self.last_flush > FLUSH_EVERY_SECONDS
+        )
+
+    def flush(self, *, finished: bool = False) -> None:
+        session = db.session
+        now = utcnow()
+        mine = (Delivery.claim_id == self.claim_id, Delivery.status == DeliveryStatus.CLAIMED)
+        with session.begin():
+            if self.sent:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(self.sent), *mine)
+                    .values(status=DeliveryStatus.SENT, sent_at=now, attempts=Delivery.attempts + 1)
+                    .execution_options(synchronize_session=False)
+                )
+            for row in self.failed:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == row["i"], *mine)
+                    .values(status=DeliveryStatus.FAILED, smtp_reply=row["r"], attempts=row["a"])
+                    .execution_options(synchronize_session=False)
+                )
+            for row in self.retrying:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == row["i"], *mine)
+                    .values(
+                        status=DeliveryStatus.RETRYING,
+                        smtp_reply=row["r"],
+                        attempts=row["a"],
+                        next_attempt_at=row["t"],
+                        claim_id=None,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            if self.released:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(self.released), *mine)
+                    .values(status=DeliveryStatus.PENDING, claim_id=None)
+                    .execution_options(synchronize_session=False)
+                )
+            session.execute(
+                update(SendClaim)
+                .where(SendClaim.id == self.claim_id)
+                .values(heartbeat_at=now, finished=finished)
+                .execution_options(synchronize_session=False)
+            )
+        self.totals["sent"] += len(self.sent)
+        self.totals["failed"] += len(self.failed)
+        self.totals["retrying"] += len(self.retrying)
+        self.sent, self.failed, self.retrying, self.released = [], [], [], []
+        self.last_flush = time.monotonic()
+
+
+def _open_claim(digest_id: int) -> int | None:
+    session = db.session
+    with session.begin():
+        status = session.scalar(select(Digest.status).where(Digest.id == digest_id))
+        if status != DigestStatus.SENDING:
+            return None
+        claim = SendClaim(digest_id=digest_id, worker=worker_name())
+        session.add(claim)
+        session.flush()
+        return claim.id
+
+
+def _claim_rows(claim_id: int, digest_id: int, batch_size: int) -> list[Recipient]:
+    """Takes up to batch_size owed rows; rows of readers who left since are skipped."""
+    session = db.session
+    with session.begin():
+        owed = (
+            select(Delivery.id)
+            .where(
+                Delivery.digest_id == digest_id,
+                (Delivery.status == DeliveryStatus.PENDING)
+                | (
+                    (Delivery.status == DeliveryStatus.RETRYING)
+                    & (Delivery.next_attempt_at <= utcnow())
+                ),
+            )
+            .order_by(Delivery.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(owed.scalar_subquery()))
+            .values(status=DeliveryStatus.CLAIMED, claim_id=claim_id)
+            .execution_options(synchronize_session=False)
+        )
+        rows = session.execute(
+            select(
+                Delivery.id, Subscriber.id, Subscriber.email, Subscriber.status, Delivery.attempts
+            )
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.claim_id == claim_id, Delivery.status == DeliveryStatus.CLAIMED)
+            .order_by(Delivery.id)
+        ).all()
+        gone = [r[0] for r in rows if r[3] != SubscriberStatus.ACTIVE]
+        if gone:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(gone))
+                .values(status=DeliveryStatus.SKIPPED)
+                .execution_options(synchronize_session=False)
+            )
+    return [Recipient(r[0], r[1], r[2], r[4]) for r in rows if r[3] == SubscriberStatus.ACTIVE]
+
+
+def _wait_for_rate_slot(client: redis.Redis, per_second: int) -> None:
+    """A global limit across all workers: a counter per wall-clock second in Redis."""
+    while True:
+        second = int(time.time())
+        key = f"mailer:send-rate:{second}"
+        pipe = client.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 5)
+        used = pipe.execute()[0]
+        if used <= per_second:
+            return
+        time.sleep(max(0.0, second + 1 - time.time()))  # throttling, not synchronization
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    claimed: int
+    sent: int
+    failed: int
+    retrying: int
+    retry_in: float | None  # seconds until the earliest retry is due
+
+
+def send_batch(digest_id: int) -> BatchResult:
+    """Claims one batch of a digest's owed deliveries and sends them."""
+    settings: Settings = current_app.config["MAILER"]
+    claim_id = _open_claim(digest_id)
+    if claim_id is None:
+        return BatchResult(0, 0, 0, 0, None)
+    journal = Journal(_redis(), claim_id)
+    journal.open()
+    recipients = _claim_rows(claim_id, digest_id, settings.send_batch_size)
+    ledger = Ledger(claim_id, settings)
+    if recipients:
+        digest = db.session.get(Digest, digest_id)
+        messages = DigestMessages(settings, digest)
+        db.session.rollback()  # end the read before sending; nothing is held open
+        _send_all(recipients, messages, journal, ledger, settings)
+    ledger.flush(finished=True)
+    journal.discard()
+    retry_in = _retry_in(ledger, digest_id)
+    digests.finish_if_done(digest_id)
+    t = ledger.totals
+    return BatchResult(len(recipients), t["sent"], t["failed"], t["retrying"], retry_in)
+
+
+def _send_all(
+    recipients: list[Recipient],
+    messages: DigestMessages,
+    journal: Journal,
+    ledger: Ledger,
+    settings: Settings,
+) -> None:
+    connection = smtp_connection()
+    for index, recipient in enumerate(recipients):
+        if settings.send_rate_per_second:
+            _wait_for_rate_slot(_redis(), settings.send_rate_per_second)
+        message = messages.build(recipient)
+        journal.attempting(recipient.delivery_id)
+        try:
+            connection.send(message)
+        except ConnectFailure:
+            # The relay is unreachable: nothing below was attempted, so it stays owed.
+            ledger.released.extend(r.delivery_id for r in recipients[index:])
+            ledger.next_retry_at = utcnow() + timedelta(seconds=settings.send_retry_base_seconds)
+            break
+        except PermanentFailure as exc:
+            ledger.failed.append(
+                {"i": recipient.delivery_id, "r": exc.reply, "a": recipient.attempts + 1}
+            )
+        except TemporaryFailure as exc:
+            ledger.record_temporary(recipient, exc.reply)
+        else:
+            ledger.sent.append(recipient.delivery_id)
+            journal.sent(recipient.delivery_id)
+        if ledger.due():
+            ledger.flush()
+
+
+def _retry_in(ledger: Ledger, digest_id: int) -> float | None:
+    if ledger.next_retry_at is None:
+        return None
+    seconds = (ledger.next_retry_at - utcnow()).total_seconds()
+    return max(0.0, min(seconds, MAX_RETRY_COUNTDOWN))
+
+
+def recover_stale_claims() -> int:
+    """Settles the claims of dead workers from their journals. Returns how many."""
+    stale_before = utcnow() - timedelta(seconds=current_app.config["MAILER"].claim_stale_seconds)
+    stale = list(
+        db.session.scalars(
+            select(SendClaim.id).where(
+                SendClaim.finished.is_(False), SendClaim.heartbeat_at < stale_before
+            )
+        )
+    )
+    db.session.rollback()
+    for claim_id in stale:
+        _recover_claim(claim_id, stale_before)
+    return len(stale)
+
+
+def _recover_claim(claim_id: int, stale_before: datetime) -> None:
+    journal = Journal(_redis(), claim_id)
+    opened, sent, inflight = journal.read()
+    session = db.session
+    with session.begin():
+        taken = session.execute(
+            update(SendClaim)
+            .where(
+                SendClaim.id == claim_id,
+                SendClaim.finished.is_(False),
+                SendClaim.heartbeat_at < stale_before,
+            )
+            .values(finished=True)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not taken:
+            return  # it came back to life, or another reconciler got here first
+        mine = (Delivery.claim_id == claim_id, Delivery.status == DeliveryStatus.CLAIMED)
+
+        def mark(ids: set[int] | None, **values: object) -> None:
+            condition = [*mine] if ids is None else [Delivery.id.in_(ids), *mine]
+            session.execute(
+                update(Delivery)
+                .where(*condition)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+
+        if not opened:
+            mark(None, status=DeliveryStatus.UNKNOWN, smtp_reply=LOST_JOURNAL_REPLY)
+        else:
+            if sent:
+                mark(sent, status=DeliveryStatus.SENT, sent_at=utcnow())
+            if inflight is not None and inflight not in sent:
+                mark({inflight}, status=DeliveryStatus.UNKNOWN, smtp_reply=UNKNOWN_REPLY)
+            mark(None, status=DeliveryStatus.PENDING, claim_id=None)
+    journal.discard()
+    log.warning("recovered claim %s: %d sent, in doubt: %s", claim_id, len(sent), inflight)
+
+
+def reconcile_digests() -> dict[str, int]:
+    """Re-enqueues work for sending digests that no live task is working on."""
+    settings = current_app.config["MAILER"]
+    stale_before = utcnow() - timedelta(seconds=settings.claim_stale_seconds)
+    recovered = recover_stale_claims()
+    enqueued = 0
+    for digest_id in digests.sending_digests():
+        owed = _owed_now(digest_id)
+        idle = digests.live_claims(digest_id, stale_before) == 0
+        quiet = db.session.scalar(
+            select(Digest.id).where(
+                Digest.id == digest_id,
+                (Digest.last_enqueued_at.is_(None)) | (Digest.last_enqueued_at < stale_before),
+            )
+        )
+        db.session.rollback()
+        if owed and idle and quiet:
+            with db.session.begin():
+                db.session.execute(
+                    update(Digest)
+                    .where(Digest.id == digest_id)
+                    .values(last_enqueued_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+            digests.enqueue_batches(digest_id, owed)
+            enqueued += 1
+        digests.finish_if_done(digest_id)
+    return {"claims_recovered": recovered, "digests_resumed": enqueued}
+
+
+def _owed_now(digest_id: int) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            Delivery.digest_id == digest_id,
+            (Delivery.status == DeliveryStatus.PENDING)
+            | (
+                (Delivery.status == DeliveryStatus.RETRYING)
+                & (Delivery.next_attempt_at <= utcnow())
+            ),
+        )
+    )
+
+
+def schedule_retry(digest_id: int, countdown: float) -> None:
+    jobs.enqueue_in(jobs.SEND_BATCH, countdown, digest_id)
