@@ -175,7 +175,6 @@ def _materialize(digest_id: int) -> int:
     ).one()
     if low is None:
         return 0
-    total = 0
     for start in range(low, high + 1, MATERIALIZE_CHUNK):
         readers = select(
             literal(digest_id), Subscriber.id, literal(DeliveryStatus.PENDING.value), literal(0)
@@ -184,12 +183,15 @@ def _materialize(digest_id: int) -> int:
             Subscriber.id >= start,
             Subscriber.id < start + MATERIALIZE_CHUNK,
         )
-        total += session.execute(
+        session.execute(
             insert(Delivery).from_select(
                 ["digest_id", "subscriber_id", "status", "attempts"], readers
             )
-        ).rowcount
-    return total
+        )
+    # Counted, not summed from rowcount: drivers may report -1 for INSERT ... SELECT.
+    return session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.digest_id == digest_id)
+    )
 
 
 def enqueue_batches(digest_id: int, rows: int) -> None:

@@ -33,13 +33,10 @@ class NotFound(UserError):
 
 
 def wants_json() -> bool:
-    if request.is_json:
+    if request.is_json or request.blueprint == "api":
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return (
-        best == "application/json"
-        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
-    )
+    return best == "application/json"
 
 
 def error_response(status: int, title: str, message: str, **extra: object) -> Response:

@@ -175,7 +175,6 @@ class Ledger:
     retrying: list[dict] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
     last_flush: float = field(default_factory=time.monotonic)
-    next_retry_at: datetime | None = None
     totals: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "retrying": 0})
 
     def record_temporary(self, recipient: Recipient, reply: str) -> None:
@@ -190,7 +189,6 @@ class Ledger:
         )
         at = utcnow() + timedelta(seconds=delay * random.uniform(0.8, 1.2))
         self.retrying.append({"i": recipient.delivery_id, "r": reply, "a": attempts, "t": at})
-        self.next_retry_at = min(self.next_retry_at or at, at)
 
     def due(self) -> bool:
         pending = len(self.sent) + len(self.failed) + len(self.retrying)
@@ -234,7 +232,13 @@ class Ledger:
                 session.execute(
                     update(Delivery)
                     .where(Delivery.id.in_(self.released), *mine)
-                    .values(status=DeliveryStatus.PENDING, claim_id=None)
+                    # Never attempted: retried after a pause, without using up an attempt.
+                    .values(
+                        status=DeliveryStatus.RETRYING,
+                        claim_id=None,
+                        next_attempt_at=now
+                        + timedelta(seconds=self.settings.send_retry_base_seconds),
+                    )
                     .execution_options(synchronize_session=False)
                 )
             session.execute(
@@ -345,7 +349,7 @@ def send_batch(digest_id: int) -> BatchResult:
         _send_all(recipients, messages, journal, ledger, settings)
     ledger.flush(finished=True)
     journal.discard()
-    retry_in = _retry_in(ledger, digest_id)
+    retry_in = _retry_in(digest_id)
     digests.finish_if_done(digest_id)
     t = ledger.totals
     return BatchResult(len(recipients), t["sent"], t["failed"], t["retrying"], retry_in)
@@ -369,7 +373,6 @@ def _send_all(
         except ConnectFailure:
             # The relay is unreachable: nothing below was attempted, so it stays owed.
             ledger.released.extend(r.delivery_id for r in recipients[index:])
-            ledger.next_retry_at = utcnow() + timedelta(seconds=settings.send_retry_base_seconds)
             break
         except PermanentFailure as exc:
             ledger.failed.append(
@@ -384,10 +387,17 @@ def _send_all(
             ledger.flush()
 
 
-def _retry_in(ledger: Ledger, digest_id: int) -> float | None:
-    if ledger.next_retry_at is None:
+def _retry_in(digest_id: int) -> float | None:
+    """Seconds until the digest's earliest retry is due, if a retry is owed at all."""
+    earliest = db.session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(
+            Delivery.digest_id == digest_id, Delivery.status == DeliveryStatus.RETRYING
+        )
+    )
+    db.session.rollback()
+    if earliest is None:
         return None
-    seconds = (ledger.next_retry_at - utcnow()).total_seconds()
+    seconds = (earliest - utcnow()).total_seconds()
     return max(0.0, min(seconds, MAX_RETRY_COUNTDOWN))
 
 
@@ -493,4 +503,11 @@ def _owed_now(digest_id: int) -> int:
 
 
 def schedule_retry(digest_id: int, countdown: float) -> None:
-    jobs.enqueue_in(jobs.SEND_BATCH, countdown, digest_id)
+    """One retry task per digest and due time, however many batches ask for it."""
+    key = f"mailer:retry-scheduled:{digest_id}"
+    try:
+        fresh = _redis().set(key, 1, nx=True, px=max(1, int(countdown * 1000)))
+    except redis.RedisError:
+        fresh = True  # without Redis there is no queue either; the reconciler will see
+    if fresh:
+        jobs.enqueue_in(jobs.SEND_BATCH, countdown, digest_id)

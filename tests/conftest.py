@@ -50,6 +50,9 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
+    def url_for(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -109,12 +112,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 class Outbox:
-    """aiosmtpd handler that keeps every message and lets tests wait for them."""
+    """aiosmtpd handler that keeps every message and lets tests wait for them.
+
+    `refuse(address, reply, times)` makes the server answer RCPT TO for that
+    address with `reply` (e.g. "450 4.2.1 Try later") the next `times` times.
+    """
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
+        self.refusals: dict[str, list] = {}
         self._condition = threading.Condition()
+
+    def refuse(self, address: str, reply: str, times: int = 1_000_000) -> None:
+        with self._condition:
+            self.refusals[address.lower()] = [reply, times]
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        with self._condition:
+            rule = self.refusals.get(address.lower())
+            if rule and rule[1] > 0:
+                rule[1] -= 1
+                return rule[0]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
         message = message_from_bytes(envelope.original_content, policy=policy.default)
@@ -128,6 +149,11 @@ class Outbox:
         with self._condition:
             self.messages.clear()
             self.envelopes.clear()
+            self.refusals.clear()
+
+    def count(self) -> int:
+        with self._condition:
+            return len(self.messages)
 
     def _matching(self, address: str) -> list[EmailMessage]:
         return [m for m in self.messages if str(m["To"]).lower() == address.lower()]
@@ -165,6 +191,10 @@ def outbox(smtp_server: tuple[Controller, Outbox]) -> Outbox:
 DATABASES = ["sqlite", "postgresql"]
 
 
+def database_kind(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
 @pytest.fixture(scope="session", params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     if request.param == "postgresql":
@@ -195,12 +225,14 @@ def environment(
         "MAILER_ENV": "testing",
         "MAILER_SECRET_KEY": SECRET,
         "MAILER_DATABASE_URL": database_url,
-        "MAILER_REDIS_URL": redis_server.url,
+        # A Redis database per SQL database: a worker of one run never takes the other's tasks.
+        "MAILER_REDIS_URL": redis_server.url_for(DATABASES.index(database_kind(database_url))),
         "MAILER_SMTP_HOST": "127.0.0.1",
         "MAILER_SMTP_PORT": str(smtp_server[0].port),
         "MAILER_BASE_URL": "https://news.example.org",
         "MAILER_FROM": "Example News <news@news.example.org>",
         "MAILER_LIST_ID": "digest.news.example.org",
+        "MAILER_LIST_NAME": "Example News",
         "MAILER_SIGNUP_MIN_SECONDS": "0",
         "MAILER_SIGNUP_RATE_LIMIT_IP": "1000 per minute",
         "MAILER_SIGNUP_RATE_LIMIT_ADDRESS": "1000 per minute",
@@ -224,12 +256,13 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     app = request.getfixturevalue("app")
-    redis_server: RedisServer = request.getfixturevalue("redis_server")
+    # Tasks a previous test left queued must not run against this test's rows.
+    app.extensions["celery"].control.purge()
     engine = app.extensions["mailer.db"]["engine"]
     with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(delete(table))
-    client = redis.Redis.from_url(redis_server.url)
+    client = redis.Redis.from_url(app.config["MAILER"].redis_url)
     # Only our own keys: flushing would also drop the broker's queue bindings.
     for key in client.scan_iter("*LIMITER*"):
         client.delete(key)
