@@ -5,9 +5,11 @@ Everything is started by the suite on free ports; the user's own Redis is never 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -122,6 +124,7 @@ class Outbox:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refusals: dict[str, list] = {}
+        self.delay = 0.0  # seconds the server takes before accepting each message
         self._condition = threading.Condition()
 
     def refuse(self, address: str, reply: str, times: int = 1_000_000) -> None:
@@ -138,6 +141,8 @@ class Outbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.original_content, policy=policy.default)
         with self._condition:
             self.messages.append(message)  # type: ignore[arg-type]
@@ -150,6 +155,7 @@ class Outbox:
             self.messages.clear()
             self.envelopes.clear()
             self.refusals.clear()
+            self.delay = 0.0
 
     def count(self) -> int:
         with self._condition:
@@ -323,6 +329,7 @@ class Worker:
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so kill() takes the children too
         )
         celery = app.extensions["celery"]
         wait_until(
@@ -330,6 +337,13 @@ class Worker:
             timeout=30,
             message=f"celery worker did not start; see {self.log_path}",
         )
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes at once, as the OOM killer would."""
+        os.killpg(self.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        self.process.wait(timeout=10)  # type: ignore[union-attr]
+        self.process = None
+        self.log.close()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,0 +1,153 @@
+"""A digest survives a SIGKILLed worker and a Redis that restarts empty, with no duplicates."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlalchemy import insert, select
+
+from mailer import create_app
+from mailer.api_tokens import create_api_token
+from mailer.config import load_settings
+from mailer.db import db
+from mailer.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
+from mailer.reconciler import reconcile
+from tests.conftest import RedisServer, Worker
+from tests.helpers import wait_until
+
+READERS = 240
+
+
+@pytest.fixture
+def isolated(environment, redis_server, tmp_path):
+    """An app whose broker is a Redis database no other worker listens on."""
+
+    def make(redis_url: str):
+        env = {**environment, "MAILER_REDIS_URL": redis_url, "MAILER_SEND_BATCH_SIZE": "40"}
+        app = create_app(load_settings(environ=env))
+        return app, env
+
+    apps = []
+
+    def factory(redis_url: str | None = None):
+        # Databases 4 and 5 of the suite's Redis: one per SQL database run.
+        own_db = 4 + int(environment["MAILER_REDIS_URL"].rsplit("/", 1)[1])
+        app, env = make(redis_url or redis_server.url_for(own_db))
+        apps.append(app)
+        return app, env
+
+    yield factory
+    for app in apps:
+        app.extensions["mailer.db"]["engine"].dispose()
+
+
+def start_digest(app) -> tuple[int, list[str]]:
+    emails = [f"r{n}@example.org" for n in range(READERS)]
+    with app.app_context():
+        db.session.execute(
+            insert(Subscriber),
+            [{"email": e, "email_key": e, "status": SubscriberStatus.ACTIVE} for e in emails],
+        )
+        db.session.commit()
+        token = create_api_token("resilience")
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (
+        client.post(
+            "/api/articles",
+            json={"title": "Resilience", "url": "https://news.example.org/r"},
+            headers=headers,
+        ).status_code
+        == 201
+    )
+    response = client.post("/api/digests", headers=headers)
+    assert response.status_code == 202
+    return response.get_json()["id"], emails
+
+
+def finish_with_reconciler(app, digest_id: int, timeout: float = 90) -> dict[str, int]:
+    """Runs the reconciler, as beat would every minute, until the digest is done."""
+
+    def done():
+        with app.app_context():
+            reconcile()
+            statuses = Counter(
+                db.session.scalars(select(Delivery.status).where(Delivery.digest_id == digest_id))
+            )
+        owed = statuses[DeliveryStatus.PENDING] + statuses[DeliveryStatus.CLAIMED]
+        return statuses if owed == 0 and statuses[DeliveryStatus.RETRYING] == 0 else None
+
+    return wait_until(done, timeout=timeout, message="the digest did not complete")
+
+
+def rows_by_status(app, digest_id: int, status: DeliveryStatus) -> set[str]:
+    with app.app_context():
+        return set(
+            db.session.scalars(
+                select(Subscriber.email)
+                .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                .where(Delivery.digest_id == digest_id, Delivery.status == status)
+            )
+        )
+
+
+def test_a_killed_worker_leaves_at_most_one_row_in_doubt(app, isolated, outbox, tmp_path):
+    app, env = isolated()
+    outbox.delay = 0.01  # slow enough to kill the worker in the middle
+    first = Worker(env, tmp_path / "killed.log", concurrency=1)
+    first.start(app)
+    digest_id, emails = start_digest(app)
+    wait_until(lambda: outbox.count() >= 50, timeout=30, message="sending did not start")
+    first.kill()
+    sent_before_kill = outbox.count()
+    assert sent_before_kill < READERS, "the worker finished before it could be killed"
+
+    second = Worker(env, tmp_path / "second.log", concurrency=1)
+    second.start(app)
+    try:
+        statuses = finish_with_reconciler(app, digest_id)
+    finally:
+        second.stop()
+
+    received = Counter(str(m["To"]) for m in outbox.messages)
+    assert max(received.values()) == 1, "somebody got the digest twice"
+    unknown = rows_by_status(app, digest_id, DeliveryStatus.UNKNOWN)
+    assert statuses[DeliveryStatus.UNKNOWN] == len(unknown) <= 1
+    assert statuses[DeliveryStatus.SENT] + len(unknown) == READERS
+    for email in set(emails) - unknown:
+        assert received[email] == 1, email
+    with app.app_context():
+        from mailer.digests import progress
+
+        info = progress(digest_id)
+    assert info["unknown"] == len(unknown)
+    assert info["status"] == ("sent_with_failures" if unknown else "sent")
+
+
+def test_redis_restarted_empty_mid_send_loses_nothing_and_sends_nothing_twice(
+    app, isolated, outbox, tmp_path_factory, tmp_path
+):
+    own_redis = RedisServer(tmp_path_factory.mktemp("own-redis"))
+    own_redis.start()
+    try:
+        app, env = isolated(own_redis.url_for(0))
+        outbox.delay = 0.01
+        worker = Worker(env, tmp_path / "worker.log", concurrency=2)
+        worker.start(app)
+        try:
+            digest_id, emails = start_digest(app)
+            wait_until(lambda: outbox.count() >= 40, timeout=30, message="sending did not start")
+            own_redis.restart_empty()  # the queued batch tasks are gone
+            assert outbox.count() < READERS
+            statuses = finish_with_reconciler(app, digest_id)
+        finally:
+            worker.stop()
+    finally:
+        own_redis.stop()
+
+    received = Counter(str(m["To"]) for m in outbox.messages)
+    assert statuses[DeliveryStatus.SENT] == READERS
+    assert statuses[DeliveryStatus.UNKNOWN] == 0
+    assert set(received) == set(emails)
+    assert max(received.values()) == 1
