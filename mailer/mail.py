@@ -7,12 +7,17 @@ import time
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email.policy import SMTP
 from email.utils import formatdate, make_msgid, parseaddr
 
 from flask import current_app
 
 from mailer.config import Settings
+
+# CRLF line ends; long headers are folded only past 998 characters, because folding
+# at 78 would turn List-Unsubscribe's long URIs into RFC 2047 encoded words that
+# mailbox providers cannot parse.
+POLICY = SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ def build_message(
     message_id: str | None = None,
 ) -> EmailMessage:
     """A multipart/alternative message, text first. Header values with CR/LF raise ValueError."""
-    message = EmailMessage(policy=SMTP_POLICY)
+    message = EmailMessage(policy=POLICY)
     display, sender = parseaddr(from_address or settings.from_address)
     message["From"] = Address(display_name=display, addr_spec=sender)
     message["To"] = ascii_address(to)
@@ -123,7 +128,7 @@ class SMTPConnection:
         sender = envelope_from or parseaddr(self.settings.from_address)[1]
         recipient = str(message["To"])
         try:
-            smtp.sendmail(sender, [recipient], message.as_bytes(policy=SMTP_POLICY))
+            smtp.sendmail(sender, [recipient], message.as_bytes(policy=POLICY))
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients[recipient]
             raise _failure(code, reply) from exc

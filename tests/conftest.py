@@ -122,6 +122,7 @@ class Outbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refusals: dict[str, list] = {}
         self.delay = 0.0  # seconds the server takes before accepting each message
@@ -146,6 +147,7 @@ class Outbox:
         message = message_from_bytes(envelope.original_content, policy=policy.default)
         with self._condition:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.raw.append(envelope.original_content)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
             self._condition.notify_all()
         return "250 OK"
@@ -153,6 +155,7 @@ class Outbox:
     def clear(self) -> None:
         with self._condition:
             self.messages.clear()
+            self.raw.clear()
             self.envelopes.clear()
             self.refusals.clear()
             self.delay = 0.0

@@ -121,6 +121,13 @@ def test_a_digest_has_the_headers_and_bodies_mailbox_providers_require(
     https_link, mailto = [p.strip(" <>") for p in mail["List-Unsubscribe"].split(",")]
     assert https_link.startswith("https://news.example.org/unsubscribe/")
     assert mailto.startswith("mailto:unsubscribe@news.example.org?subject=unsubscribe")
+    # On the wire the header is plain ASCII, not RFC 2047 encoded words.
+    [raw] = [r for r in outbox.raw if f"To: {reader}".encode() in r]
+    header = raw.split(b"\r\nList-Unsubscribe:", 1)[1].split(b"\r\n")[0]
+    assert b"<https://news.example.org/unsubscribe/" in header
+    assert b"<mailto:unsubscribe@news.example.org?subject=unsubscribe%20" in header
+    assert b"=?" not in header
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
     assert [p.get_content_type() for p in mail.iter_parts()] == ["text/plain", "text/html"]
     text, html = text_body(mail), html_body(mail)
     for body in (text, html):
