@@ -26,7 +26,7 @@ def create_api_token(name: str) -> str:
         raise InvalidInput("A token name is 1 to 100 characters long.")
     token = PREFIX + secrets.token_urlsafe(32)
     session = db.session
-    with session.begin():
+    with db.transaction():
         if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
             raise InvalidInput(f"A token called {name!r} exists already.")
         session.add(ApiToken(name=name, token_hash=_hash(token)))
@@ -35,7 +35,7 @@ def create_api_token(name: str) -> str:
 
 def revoke_api_token(name: str) -> bool:
     session = db.session
-    with session.begin():
+    with db.transaction():
         revoked = session.execute(
             update(ApiToken)
             .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ import nh3
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from mailer import article_queue
 from mailer.db import db
 from mailer.errors import InvalidInput
 from mailer.models import Article
@@ -130,7 +132,7 @@ def accept_article(article: ArticleInput, *, source: str) -> tuple[Article, bool
     """Stores an article for the next digest. Returns (article, created)."""
     session = db.session
     try:
-        with session.begin():
+        with db.transaction():
             existing = _existing(article)
             if existing is not None:
                 return existing, False
@@ -145,30 +147,42 @@ def accept_article(article: ArticleInput, *, source: str) -> tuple[Article, bool
                 source=source,
             )
             session.add(row)
+            session.flush()
+            article_id = row.id
     except IntegrityError:
         # The same article arrived twice at once; the other request stored it.
-        with session.begin():
+        with db.transaction():
             existing = _existing(article)
         if existing is None:
             raise
         return existing, False
+    article_queue.publish([article_id])
     return row, True
+
+
+SUMMARY_CHARS = 300
+# Articles the next digest will carry: taken in from the queue, not removed, not sent.
+WAITING = (Article.digest_id.is_(None), Article.removed_at.is_(None), Article.ready_at.is_not(None))
+
+
+def summary_of(article: Article) -> str:
+    """The article's summary, or the start of its body as plain text."""
+    if article.summary:
+        text = article.summary
+    elif article.body_html:
+        text = html.unescape(nh3.clean(article.body_html, tags=set()))
+    else:
+        return ""
+    text = " ".join(text.split())
+    if len(text) <= SUMMARY_CHARS:
+        return text
+    return text[:SUMMARY_CHARS].rsplit(" ", 1)[0] + "…"
 
 
 def waiting_articles() -> list[Article]:
     """Articles that the next digest will carry, oldest first."""
-    return list(
-        db.session.scalars(
-            select(Article)
-            .where(Article.digest_id.is_(None), Article.removed_at.is_(None))
-            .order_by(Article.id)
-        )
-    )
+    return list(db.session.scalars(select(Article).where(*WAITING).order_by(Article.id)))
 
 
 def count_waiting() -> int:
-    return db.session.scalar(
-        select(func.count())
-        .select_from(Article)
-        .where(Article.digest_id.is_(None), Article.removed_at.is_(None))
-    )
+    return db.session.scalar(select(func.count()).select_from(Article).where(*WAITING))

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 
 def make_engine(url: str) -> Engine:
@@ -49,6 +49,17 @@ class Database:
         if "mailer_session" not in g:
             g.mailer_session = current_app.extensions["mailer.db"]["sessionmaker"]()
         return g.mailer_session
+
+    def transaction(self) -> SessionTransaction:
+        """`with db.transaction():` commits on success, rolls back on error.
+
+        Reads outside a transaction block begin one implicitly; it is ended here
+        first (rolled back: writes only ever happen inside these blocks).
+        """
+        session = self.session
+        if session.in_transaction():
+            session.rollback()
+        return session.begin()
 
     @staticmethod
     def _close_session(_exc: BaseException | None) -> None:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 import css_inline
-import nh3
 from flask import current_app
 from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mailer import jobs
+from mailer import article_queue, articles, jobs
 from mailer.db import db
 from mailer.errors import NotFound, UserError
 from mailer.mail import render_email
@@ -35,7 +33,6 @@ log = logging.getLogger(__name__)
 UNSUBSCRIBE_PLACEHOLDER = "__MAILER_UNSUBSCRIBE_URL__"
 # Gmail clips HTML bodies over about 102 KB.
 HTML_LIMIT_BYTES = 100 * 1024
-SUMMARY_CHARS = 300
 MATERIALIZE_CHUNK = 20_000  # subscriber ids per INSERT ... SELECT
 
 _inliner = css_inline.CSSInliner(load_remote_stylesheets=False)
@@ -60,26 +57,13 @@ class DigestArticle:
     published_at: datetime | None
 
 
-def summary_of(article: Article) -> str:
-    """The article's summary, or the start of its body as plain text."""
-    if article.summary:
-        text = article.summary
-    elif article.body_html:
-        text = html.unescape(nh3.clean(article.body_html, tags=set()))
-    else:
-        return ""
-    text = " ".join(text.split())
-    if len(text) <= SUMMARY_CHARS:
-        return text
-    return text[:SUMMARY_CHARS].rsplit(" ", 1)[0] + "…"
-
-
-def render_digest(articles: list[Article]) -> tuple[str, str, str]:
+def render_digest(chosen: list[Article]) -> tuple[str, str, str]:
     """(subject, text, html) with the unsubscribe link left as a placeholder."""
     settings = current_app.config["MAILER"]
-    ordered = sorted(articles, key=lambda a: (a.published_at or a.created_at, a.id), reverse=True)
+    ordered = sorted(chosen, key=lambda a: (a.published_at or a.created_at, a.id), reverse=True)
     items = [
-        DigestArticle(a.title, a.url, summary_of(a), a.author, a.published_at) for a in ordered
+        DigestArticle(a.title, a.url, articles.summary_of(a), a.author, a.published_at)
+        for a in ordered
     ]
     rendered = render_email(
         "digest",
@@ -103,12 +87,13 @@ def create_digest(*, trigger: str, period: str | None = None) -> int:
     AlreadySending or NothingToSend), and an article lands in exactly one digest.
     """
     settings = current_app.config["MAILER"]
+    _take_in_queued_articles()
     session = db.session
     try:
-        with session.begin():
+        with db.transaction():
             waiting = (
                 select(Article.id)
-                .where(Article.digest_id.is_(None), Article.removed_at.is_(None))
+                .where(*articles.WAITING)
                 .order_by(Article.id)
                 .limit(settings.digest_max_articles)
                 .subquery()
@@ -131,18 +116,14 @@ def create_digest(*, trigger: str, period: str | None = None) -> int:
             session.flush()  # a second digest while one is sending fails here
             taken = session.execute(
                 update(Article)
-                .where(
-                    Article.digest_id.is_(None),
-                    Article.removed_at.is_(None),
-                    Article.id <= watermark,
-                )
+                .where(*articles.WAITING, Article.id <= watermark)
                 .values(digest_id=digest.id)
                 .execution_options(synchronize_session=False)
             ).rowcount
             if not taken:
                 raise NothingToSend("There are no new articles since the last digest.")
-            articles = list(session.scalars(select(Article).where(Article.digest_id == digest.id)))
-            digest.subject, digest.text_body, digest.html_body = render_digest(articles)
+            chosen = list(session.scalars(select(Article).where(Article.digest_id == digest.id)))
+            digest.subject, digest.text_body, digest.html_body = render_digest(chosen)
             digest.total = _materialize(digest.id)
             digest_id = digest.id
             total = digest.total
@@ -159,6 +140,11 @@ def create_digest(*, trigger: str, period: str | None = None) -> int:
     else:
         enqueue_batches(digest_id, total)
     return digest_id
+
+
+def _take_in_queued_articles() -> None:
+    """Articles the intake worker has not reached yet still make this digest."""
+    article_queue.mark_ready(article_queue.not_ready_ids())
 
 
 def _period_taken(period: str) -> bool:
@@ -207,7 +193,7 @@ OWED = (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.RETRYING)
 def finish_if_done(digest_id: int) -> bool:
     """sending -> sent / sent_with_failures once no delivery is owed."""
     session = db.session
-    with session.begin():
+    with db.transaction():
         counts = _status_counts(digest_id)
         if any(counts.get(s, 0) for s in OWED):
             return False

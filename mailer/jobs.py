@@ -6,6 +6,8 @@ Tasks are addressed by name, so `mailer` never imports `workers` at import time.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
 from celery import Celery, Task
 from flask import Flask, current_app
@@ -17,6 +19,7 @@ log = logging.getLogger(__name__)
 SEND_CONFIRMATION = "mailer.send_confirmation"
 RECONCILE = "mailer.reconcile"
 SEND_BATCH = "mailer.send_batch"
+PROCESS_ARTICLES = "mailer.process_articles"
 
 # Redelivery of unacknowledged tasks happens after this many seconds; every
 # countdown and retry backoff stays far below it (see email-rules.md §7).
@@ -74,3 +77,8 @@ def enqueue_in(task_name: str, countdown: float, *args: object) -> bool:
         log.warning("broker unreachable; %s%r left for the reconciler", task_name, args)
         return False
     return True
+
+
+def worker_name() -> str:
+    """This process, as named in send claims and queue consumers."""
+    return f"{socket.gethostname()}:{os.getpid()}"

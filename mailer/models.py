@@ -131,6 +131,9 @@ class Article(Base):
     source: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the intake worker once the article came through the Redis queue;
+    # only ready articles go into a digest.
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from mailer import jobs, sending, subscriptions
+from mailer import article_queue, jobs, sending, subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -15,4 +15,8 @@ def reconcile() -> dict[str, int]:
         jobs.enqueue(jobs.SEND_CONFIRMATION, subscriber_id)
     if owed:
         log.info("re-enqueued %d confirmation mails", len(owed))
-    return {"confirmations": len(owed), **sending.reconcile_digests()}
+    return {
+        "confirmations": len(owed),
+        "articles_requeued": article_queue.requeue_lost(),
+        **sending.reconcile_digests(),
+    }

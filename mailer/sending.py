@@ -9,9 +9,7 @@ the wire is marked unknown (never resent), the rest go back to pending.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,6 +41,7 @@ from mailer.models import (
     SubscriberStatus,
     utcnow,
 )
+from mailer.redis_client import redis_client
 from mailer.tokens import make_unsubscribe_token
 
 log = logging.getLogger(__name__)
@@ -53,20 +52,6 @@ MAX_RETRY_COUNTDOWN = 600  # far below the broker's visibility timeout
 JOURNAL_TTL = 7 * 86400
 UNKNOWN_REPLY = "worker died while this message was being sent; not resent"
 LOST_JOURNAL_REPLY = "worker died and its send journal was lost; not resent"
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _redis() -> redis.Redis:
-    clients = current_app.extensions.setdefault("mailer.redis", {})
-    pid = os.getpid()  # one client per process: connections do not survive fork
-    if pid not in clients:
-        clients[pid] = redis.Redis.from_url(
-            current_app.config["MAILER"].redis_url, socket_timeout=5, socket_connect_timeout=5
-        )
-    return clients[pid]
 
 
 class Journal:
@@ -200,7 +185,7 @@ class Ledger:
         session = db.session
         now = utcnow()
         mine = (Delivery.claim_id == self.claim_id, Delivery.status == DeliveryStatus.CLAIMED)
-        with session.begin():
+        with db.transaction():
             if self.sent:
                 session.execute(
                     update(Delivery)
@@ -256,11 +241,11 @@ class Ledger:
 
 def _open_claim(digest_id: int) -> int | None:
     session = db.session
-    with session.begin():
+    with db.transaction():
         status = session.scalar(select(Digest.status).where(Digest.id == digest_id))
         if status != DigestStatus.SENDING:
             return None
-        claim = SendClaim(digest_id=digest_id, worker=worker_name())
+        claim = SendClaim(digest_id=digest_id, worker=jobs.worker_name())
         session.add(claim)
         session.flush()
         return claim.id
@@ -269,7 +254,7 @@ def _open_claim(digest_id: int) -> int | None:
 def _claim_rows(claim_id: int, digest_id: int, batch_size: int) -> list[Recipient]:
     """Takes up to batch_size owed rows; rows of readers who left since are skipped."""
     session = db.session
-    with session.begin():
+    with db.transaction():
         owed = (
             select(Delivery.id)
             .where(
@@ -338,7 +323,7 @@ def send_batch(digest_id: int) -> BatchResult:
     claim_id = _open_claim(digest_id)
     if claim_id is None:
         return BatchResult(0, 0, 0, 0, None)
-    journal = Journal(_redis(), claim_id)
+    journal = Journal(redis_client(), claim_id)
     journal.open()
     recipients = _claim_rows(claim_id, digest_id, settings.send_batch_size)
     ledger = Ledger(claim_id, settings)
@@ -365,7 +350,7 @@ def _send_all(
     connection = smtp_connection()
     for index, recipient in enumerate(recipients):
         if settings.send_rate_per_second:
-            _wait_for_rate_slot(_redis(), settings.send_rate_per_second)
+            _wait_for_rate_slot(redis_client(), settings.send_rate_per_second)
         message = messages.build(recipient)
         journal.attempting(recipient.delivery_id)
         try:
@@ -394,7 +379,6 @@ def _retry_in(digest_id: int) -> float | None:
             Delivery.digest_id == digest_id, Delivery.status == DeliveryStatus.RETRYING
         )
     )
-    db.session.rollback()
     if earliest is None:
         return None
     seconds = (earliest - utcnow()).total_seconds()
@@ -411,17 +395,16 @@ def recover_stale_claims() -> int:
             )
         )
     )
-    db.session.rollback()
     for claim_id in stale:
         _recover_claim(claim_id, stale_before)
     return len(stale)
 
 
 def _recover_claim(claim_id: int, stale_before: datetime) -> None:
-    journal = Journal(_redis(), claim_id)
+    journal = Journal(redis_client(), claim_id)
     opened, sent, inflight = journal.read()
     session = db.session
-    with session.begin():
+    with db.transaction():
         taken = session.execute(
             update(SendClaim)
             .where(
@@ -472,9 +455,8 @@ def reconcile_digests() -> dict[str, int]:
                 (Digest.last_enqueued_at.is_(None)) | (Digest.last_enqueued_at < stale_before),
             )
         )
-        db.session.rollback()
         if owed and idle and quiet:
-            with db.session.begin():
+            with db.transaction():
                 db.session.execute(
                     update(Digest)
                     .where(Digest.id == digest_id)
@@ -506,7 +488,7 @@ def schedule_retry(digest_id: int, countdown: float) -> None:
     """One retry task per digest and due time, however many batches ask for it."""
     key = f"mailer:retry-scheduled:{digest_id}"
     try:
-        fresh = _redis().set(key, 1, nx=True, px=max(1, int(countdown * 1000)))
+        fresh = redis_client().set(key, 1, nx=True, px=max(1, int(countdown * 1000)))
     except redis.RedisError:
         fresh = True  # without Redis there is no queue either; the reconciler will see
     if fresh:

@@ -81,7 +81,7 @@ def request_subscription(address: Address, name: str | None, *, source: str) -> 
     consent_text = current_app.config["MAILER"].consent_text
     session = db.session
     try:
-        with session.begin():
+        with db.transaction():
             subscriber = session.scalar(
                 select(Subscriber).where(Subscriber.email_key == address.key)
             )
@@ -142,7 +142,7 @@ def _request_confirmation_again(
 def send_confirmation(subscriber_id: int) -> str:
     """Sends the confirmation mail still owed to a pending reader; safe to run twice."""
     session = db.session
-    with session.begin():
+    with db.transaction():
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None or subscriber.status != SubscriberStatus.PENDING:
             return "not-pending"
@@ -178,7 +178,7 @@ def send_confirmation(subscriber_id: int) -> str:
         return "refused"
     except Exception:
         # Not sent: give the claim back so a retry (or the reconciler) sends it.
-        with session.begin():
+        with db.transaction():
             session.execute(
                 update(Subscriber)
                 .where(Subscriber.id == subscriber_id)
@@ -218,7 +218,7 @@ def confirmations_owed() -> list[int]:
 def confirm_subscription(subscriber_id: int) -> ConfirmOutcome:
     """pending -> active; repeats are harmless, an unsubscribed reader stays unsubscribed."""
     session = db.session
-    with session.begin():
+    with db.transaction():
         confirmed = session.execute(
             update(Subscriber)
             .where(Subscriber.id == subscriber_id, Subscriber.status == SubscriberStatus.PENDING)
@@ -238,7 +238,7 @@ def confirm_subscription(subscriber_id: int) -> ConfirmOutcome:
 def unsubscribe(subscriber_id: int) -> None:
     """Unsubscribes at once; repeats are harmless."""
     session = db.session
-    with session.begin():
+    with db.transaction():
         session.execute(
             update(Subscriber)
             .where(
@@ -262,7 +262,7 @@ def get_subscriber(subscriber_id: int) -> Subscriber:
 
 def resubscribe(subscriber_id: int, *, source: str) -> None:
     """An unsubscribed reader asks back in: they confirm again, like any signup."""
-    with db.session.begin():
+    with db.transaction():
         subscriber = get_subscriber(subscriber_id)
         address = Address(email=subscriber.email, key=subscriber.email_key)
         name = subscriber.name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from mailer import jobs, reconciler, sending, subscriptions
+from mailer import article_queue, jobs, reconciler, sending, subscriptions
 from mailer.mail import TemporaryFailure
 
 # Backoff stays far below the broker's visibility timeout (jobs.VISIBILITY_TIMEOUT).
@@ -34,3 +34,8 @@ def send_batch(digest_id: int) -> dict[str, object]:
     if result.retry_in is not None:
         sending.schedule_retry(digest_id, result.retry_in)
     return {"claimed": result.claimed, "sent": result.sent, "failed": result.failed}
+
+
+@shared_task(name=jobs.PROCESS_ARTICLES)
+def process_articles() -> int:
+    return article_queue.drain(jobs.worker_name())

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request
 
 from mailer import api_tokens, articles, digests
-from mailer.db import db
 from mailer.errors import UnsupportedContentType, UserError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -27,8 +26,6 @@ def _authenticate() -> None:
     if api_token is None:
         raise Unauthorized("A valid API token is required: 'Authorization: Bearer <token>'.")
     g.api_token_name = api_token.name
-    # The token lookup began a transaction; domain functions own theirs.
-    db.session.rollback()
 
 
 @bp.after_request
