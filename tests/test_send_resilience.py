@@ -11,7 +11,7 @@ from mailer import create_app
 from mailer.api_tokens import create_api_token
 from mailer.config import load_settings
 from mailer.db import db
-from mailer.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
+from mailer.models import Delivery, DeliveryStatus, SendClaim, Subscriber, SubscriberStatus
 from mailer.reconciler import reconcile
 from tests.conftest import RedisServer, Worker
 from tests.helpers import wait_until
@@ -151,3 +151,28 @@ def test_redis_restarted_empty_mid_send_loses_nothing_and_sends_nothing_twice(
     assert statuses[DeliveryStatus.UNKNOWN] == 0
     assert set(received) == set(emails)
     assert max(received.values()) == 1
+
+
+def test_two_worker_processes_send_one_digest_together_each_row_once(
+    app, isolated, outbox, tmp_path
+):
+    app, env = isolated()
+    outbox.delay = 0.002
+    workers = [Worker(env, tmp_path / f"w{n}.log", concurrency=1) for n in range(2)]
+    for w in workers:
+        w.start(app)
+    try:
+        digest_id, emails = start_digest(app)
+        statuses = finish_with_reconciler(app, digest_id, timeout=60)
+    finally:
+        for w in workers:
+            w.stop()
+    received = Counter(str(m["To"]) for m in outbox.messages)
+    assert statuses[DeliveryStatus.SENT] == READERS
+    assert set(received) == set(emails)
+    assert max(received.values()) == 1
+    with app.app_context():
+        processes = set(
+            db.session.scalars(select(SendClaim.worker).where(SendClaim.digest_id == digest_id))
+        )
+    assert len(processes) >= 2, "one process did all the work; the test proves nothing"
