@@ -80,6 +80,8 @@ class Settings:
     send_retry_base_seconds: float = 30.0
     send_rate_per_second: int = 0
     claim_stale_seconds: int = 120
+    digest_schedule: str = ""
+    timezone: str = "UTC"
     mail_directory: str = str(PROJECT_ROOT / "var" / "mail")
 
     @property
@@ -128,6 +130,8 @@ _VARIABLES: dict[str, tuple[str, object]] = {
     "MAILER_SEND_RETRY_BASE_SECONDS": ("send_retry_base_seconds", _float),
     "MAILER_SEND_RATE_PER_SECOND": ("send_rate_per_second", _int),
     "MAILER_CLAIM_STALE_SECONDS": ("claim_stale_seconds", _int),
+    "MAILER_DIGEST_SCHEDULE": ("digest_schedule", str),
+    "MAILER_TIMEZONE": ("timezone", str),
 }
 
 
@@ -180,5 +184,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError("MAILER_SEND_BATCH_SIZE and MAILER_SEND_MAX_ATTEMPTS must be at least 1.")
     if not 0 < settings.send_retry_base_seconds <= 600:
         raise ConfigError("MAILER_SEND_RETRY_BASE_SECONDS must be between 0 and 600.")
+    from mailer.schedule import ScheduleError, parse_schedule
+
+    try:
+        parse_schedule(settings.digest_schedule, settings.timezone)
+    except ScheduleError as exc:
+        raise ConfigError(f"MAILER_DIGEST_SCHEDULE / MAILER_TIMEZONE: {exc}") from None
     if settings.confirm_max_age_days < 1:
         raise ConfigError("MAILER_CONFIRM_MAX_AGE_DAYS must be at least 1.")

@@ -20,6 +20,7 @@ SEND_CONFIRMATION = "mailer.send_confirmation"
 RECONCILE = "mailer.reconcile"
 SEND_BATCH = "mailer.send_batch"
 PROCESS_ARTICLES = "mailer.process_articles"
+SCHEDULED_DIGEST = "mailer.scheduled_digest"
 
 # Redelivery of unacknowledged tasks happens after this many seconds; every
 # countdown and retry backoff stays far below it (see email-rules.md §7).
@@ -54,6 +55,7 @@ def init_celery(app: Flask) -> Celery:
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         beat_schedule={
             "reconcile": {"task": RECONCILE, "schedule": 60.0},
+            "scheduled-digest": {"task": SCHEDULED_DIGEST, "schedule": 60.0},
         },
         timezone="UTC",
         enable_utc=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from mailer import article_queue, jobs, reconciler, sending, subscriptions
+from mailer import article_queue, jobs, reconciler, schedule, sending, subscriptions
 from mailer.mail import TemporaryFailure
 
 # Backoff stays far below the broker's visibility timeout (jobs.VISIBILITY_TIMEOUT).
@@ -39,3 +39,8 @@ def send_batch(digest_id: int) -> dict[str, object]:
 @shared_task(name=jobs.PROCESS_ARTICLES)
 def process_articles() -> int:
     return article_queue.drain(jobs.worker_name())
+
+
+@shared_task(name=jobs.SCHEDULED_DIGEST)
+def scheduled_digest() -> int | None:
+    return schedule.run_schedule()
