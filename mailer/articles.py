@@ -165,15 +165,14 @@ SUMMARY_CHARS = 300
 WAITING = (Article.digest_id.is_(None), Article.removed_at.is_(None), Article.ready_at.is_not(None))
 
 
+def html_to_text(fragment: str) -> str:
+    """The visible text of an HTML fragment, on one line."""
+    return " ".join(html.unescape(nh3.clean(fragment, tags=set())).split())
+
+
 def summary_of(article: Article) -> str:
-    """The article's summary, or the start of its body as plain text."""
-    if article.summary:
-        text = article.summary
-    elif article.body_html:
-        text = html.unescape(nh3.clean(article.body_html, tags=set()))
-    else:
-        return ""
-    text = " ".join(text.split())
+    """The article's summary, or the start of its body as plain text, cut at a word."""
+    text = " ".join((article.summary or "").split()) or html_to_text(article.body_html or "")
     if len(text) <= SUMMARY_CHARS:
         return text
     return text[:SUMMARY_CHARS].rsplit(" ", 1)[0] + "…"

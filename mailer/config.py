@@ -81,6 +81,10 @@ class Settings:
     send_rate_per_second: int = 0
     claim_stale_seconds: int = 120
     digest_schedule: str = ""
+    feeds: tuple[str, ...] = ()
+    feed_interval_minutes: int = 10
+    feed_timeout: int = 10
+    feed_max_bytes: int = 5_000_000
     timezone: str = "UTC"
     mail_directory: str = str(PROJECT_ROOT / "var" / "mail")
 
@@ -131,6 +135,10 @@ _VARIABLES: dict[str, tuple[str, object]] = {
     "MAILER_SEND_RATE_PER_SECOND": ("send_rate_per_second", _int),
     "MAILER_CLAIM_STALE_SECONDS": ("claim_stale_seconds", _int),
     "MAILER_DIGEST_SCHEDULE": ("digest_schedule", str),
+    "MAILER_FEEDS": ("feeds", lambda raw: tuple(raw.replace(",", " ").split())),
+    "MAILER_FEED_INTERVAL_MINUTES": ("feed_interval_minutes", _int),
+    "MAILER_FEED_TIMEOUT": ("feed_timeout", _int),
+    "MAILER_FEED_MAX_BYTES": ("feed_max_bytes", _int),
     "MAILER_TIMEZONE": ("timezone", str),
 }
 
@@ -184,6 +192,13 @@ def validate(settings: Settings) -> None:
         raise ConfigError("MAILER_SEND_BATCH_SIZE and MAILER_SEND_MAX_ATTEMPTS must be at least 1.")
     if not 0 < settings.send_retry_base_seconds <= 600:
         raise ConfigError("MAILER_SEND_RETRY_BASE_SECONDS must be between 0 and 600.")
+    for url in settings.feeds:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"MAILER_FEEDS: {url!r} is not an http:// or https:// URL.")
+    if settings.feed_interval_minutes < 1 or settings.feed_timeout < 1:
+        raise ConfigError(
+            "MAILER_FEED_INTERVAL_MINUTES and MAILER_FEED_TIMEOUT must be at least 1."
+        )
     from mailer.schedule import ScheduleError, parse_schedule
 
     try:

@@ -21,6 +21,7 @@ RECONCILE = "mailer.reconcile"
 SEND_BATCH = "mailer.send_batch"
 PROCESS_ARTICLES = "mailer.process_articles"
 SCHEDULED_DIGEST = "mailer.scheduled_digest"
+POLL_FEEDS = "mailer.poll_feeds"
 
 # Redelivery of unacknowledged tasks happens after this many seconds; every
 # countdown and retry backoff stays far below it (see email-rules.md §7).
@@ -56,6 +57,7 @@ def init_celery(app: Flask) -> Celery:
         beat_schedule={
             "reconcile": {"task": RECONCILE, "schedule": 60.0},
             "scheduled-digest": {"task": SCHEDULED_DIGEST, "schedule": 60.0},
+            "poll-feeds": {"task": POLL_FEEDS, "schedule": settings.feed_interval_minutes * 60.0},
         },
         timezone="UTC",
         enable_utc=True,

@@ -205,3 +205,16 @@ class SendClaim(Base):
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class Feed(Base):
+    """An RSS/Atom feed mailer polls, with what it needs for conditional GETs."""
+
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from mailer import article_queue, jobs, reconciler, schedule, sending, subscriptions
+from mailer import article_queue, feeds, jobs, reconciler, schedule, sending, subscriptions
 from mailer.mail import TemporaryFailure
 
 # Backoff stays far below the broker's visibility timeout (jobs.VISIBILITY_TIMEOUT).
@@ -44,3 +44,8 @@ def process_articles() -> int:
 @shared_task(name=jobs.SCHEDULED_DIGEST)
 def scheduled_digest() -> int | None:
     return schedule.run_schedule()
+
+
+@shared_task(name=jobs.POLL_FEEDS)
+def poll_feeds() -> dict[str, int | str]:
+    return feeds.poll_feeds()
