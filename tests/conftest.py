@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -123,6 +124,7 @@ class Outbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.raw: list[bytes] = []
+        self.arrivals: list[float] = []  # time.time() of each message
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refusals: dict[str, list] = {}
         self.delay = 0.0  # seconds the server takes before accepting each message
@@ -148,6 +150,7 @@ class Outbox:
         with self._condition:
             self.messages.append(message)  # type: ignore[arg-type]
             self.raw.append(envelope.original_content)
+            self.arrivals.append(time.time())
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
             self._condition.notify_all()
         return "250 OK"
@@ -156,6 +159,7 @@ class Outbox:
         with self._condition:
             self.messages.clear()
             self.raw.clear()
+            self.arrivals.clear()
             self.envelopes.clear()
             self.refusals.clear()
             self.delay = 0.0
