@@ -1,0 +1,48 @@
+"""Development mail pages: what a newcomer reads after `make run`."""
+
+from __future__ import annotations
+
+import dataclasses
+import smtplib
+
+from aiosmtpd.controller import Controller
+
+from mailer import create_app
+from mailer.devmail import SaveToDirectory
+from tests.conftest import free_port
+
+
+def test_caught_mail_is_listed_and_its_links_can_be_followed(app, tmp_path):
+    settings = dataclasses.replace(
+        app.config["MAILER"], env="development", mail_directory=str(tmp_path)
+    )
+    dev = create_app(settings)
+    message = (
+        b"From: n@example.org\r\nTo: reader@example.org\r\nSubject: Confirm it\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        b"Open https://news.example.org/confirm/abc.def to confirm.\r\n"
+    )
+    (tmp_path / "1700000000000000000-0123abcd.eml").write_bytes(message)
+    client = dev.test_client()
+    inbox = client.get("/dev/mail/").get_data(as_text=True)
+    assert "reader@example.org" in inbox and "Confirm it" in inbox
+    page = client.get("/dev/mail/1700000000000000000-0123abcd.eml").get_data(as_text=True)
+    assert '<a href="https://news.example.org/confirm/abc.def"' in page
+    assert client.get("/dev/mail/../../etc/passwd").status_code == 404
+
+
+def test_the_catcher_keeps_every_mail_as_a_file(tmp_path):
+    controller = Controller(SaveToDirectory(tmp_path), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", controller.port) as smtp:
+            smtp.sendmail("a@example.org", ["b@example.org"], b"Subject: hi\r\n\r\nhello\r\n")
+    finally:
+        controller.stop()
+    [saved] = list(tmp_path.glob("*.eml"))
+    assert b"hello" in saved.read_bytes()
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_the_mail_pages_do_not_exist_outside_development(client):
+    assert client.get("/dev/mail/").status_code == 404
