@@ -12,6 +12,7 @@ class UserError(Exception):
 
     status = 400
     title = "Something is not right"
+    offer_signup = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -64,7 +65,9 @@ HTTP_MESSAGES = {
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(UserError)
     def _user_error(error: UserError) -> Response:
-        return error_response(error.status, error.title, error.message)
+        return error_response(
+            error.status, error.title, error.message, offer_signup=error.offer_signup
+        )
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError) -> Response:

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 
 import redis
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 
 from mailer import digests, jobs
 from mailer.config import Settings
@@ -257,14 +257,7 @@ def _claim_rows(claim_id: int, digest_id: int, batch_size: int) -> list[Recipien
     with db.transaction():
         owed = (
             select(Delivery.id)
-            .where(
-                Delivery.digest_id == digest_id,
-                (Delivery.status == DeliveryStatus.PENDING)
-                | (
-                    (Delivery.status == DeliveryStatus.RETRYING)
-                    & (Delivery.next_attempt_at <= utcnow())
-                ),
-            )
+            .where(_owed_now(digest_id))
             .order_by(Delivery.id)
             .limit(batch_size)
             .with_for_update(skip_locked=True)
@@ -447,7 +440,9 @@ def reconcile_digests() -> dict[str, int]:
     recovered = recover_stale_claims()
     enqueued = 0
     for digest_id in digests.sending_digests():
-        owed = _owed_now(digest_id)
+        owed = db.session.scalar(
+            select(func.count()).select_from(Delivery).where(_owed_now(digest_id))
+        )
         idle = digests.live_claims(digest_id, stale_before) == 0
         quiet = db.session.scalar(
             select(Digest.id).where(
@@ -469,18 +464,11 @@ def reconcile_digests() -> dict[str, int]:
     return {"claims_recovered": recovered, "digests_resumed": enqueued}
 
 
-def _owed_now(digest_id: int) -> int:
-    return db.session.scalar(
-        select(func.count())
-        .select_from(Delivery)
-        .where(
-            Delivery.digest_id == digest_id,
-            (Delivery.status == DeliveryStatus.PENDING)
-            | (
-                (Delivery.status == DeliveryStatus.RETRYING)
-                & (Delivery.next_attempt_at <= utcnow())
-            ),
-        )
+def _owed_now(digest_id: int) -> ColumnElement[bool]:
+    """Rows a batch may take now: pending, or retrying and due."""
+    return (Delivery.digest_id == digest_id) & (
+        (Delivery.status == DeliveryStatus.PENDING)
+        | ((Delivery.status == DeliveryStatus.RETRYING) & (Delivery.next_attempt_at <= utcnow()))
     )
 
 

@@ -7,6 +7,7 @@ from enum import StrEnum
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
+from mailer.errors import UserError
 from mailer.models import utcnow
 
 
@@ -17,20 +18,19 @@ class Purpose(StrEnum):
     SIGNUP_FORM = "mailer.signup-form"
 
 
-class TokenError(Exception):
-    """A link token that cannot be used; `reason` says why, for the reader."""
+class TokenError(UserError):
+    """A link token that cannot be used; the page says why and offers to sign up again."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    title = "This link does not work"
+    offer_signup = True
 
 
 class TokenInvalid(TokenError):
-    pass
+    status = 400
 
 
 class TokenExpired(TokenError):
-    pass
+    status = 410
 
 
 def _keys() -> list[str]:

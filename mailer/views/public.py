@@ -7,7 +7,7 @@ import re
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from mailer import subscriptions, tokens
-from mailer.errors import InvalidInput, error_response, wants_json
+from mailer.errors import InvalidInput, wants_json
 from mailer.extensions import csrf, limiter
 
 bp = Blueprint("public", __name__)
@@ -99,18 +99,10 @@ def subscribe():
     return _signup_done()
 
 
-def _token_error(error: tokens.TokenError) -> Response:
-    status = 410 if isinstance(error, tokens.TokenExpired) else 400
-    return error_response(status, "This link does not work", error.reason, offer_signup=True)
-
-
 @bp.get("/confirm/<token>")
 def confirm(token: str):
     # GET never changes anything: mail scanners fetch every link.
-    try:
-        subscriber_id = tokens.read_confirm_token(token)
-    except tokens.TokenError as error:
-        return _token_error(error)
+    subscriber_id = tokens.read_confirm_token(token)
     subscriber = subscriptions.get_subscriber(subscriber_id)
     return render_template(
         "pages/confirm.html", subscriber=subscriber, token=token, list_name=_settings().list_name
@@ -119,10 +111,7 @@ def confirm(token: str):
 
 @bp.post("/confirm/<token>")
 def confirm_post(token: str):
-    try:
-        subscriber_id = tokens.read_confirm_token(token)
-    except tokens.TokenError as error:
-        return _token_error(error)
+    subscriber_id = tokens.read_confirm_token(token)
     outcome = subscriptions.confirm_subscription(subscriber_id)
     return render_template(
         "pages/confirmed.html", outcome=outcome.value, list_name=_settings().list_name
@@ -131,10 +120,7 @@ def confirm_post(token: str):
 
 @bp.get("/unsubscribe/<token>")
 def unsubscribe(token: str):
-    try:
-        subscriber_id = tokens.read_unsubscribe_token(token)
-    except tokens.TokenError as error:
-        return _token_error(error)
+    subscriber_id = tokens.read_unsubscribe_token(token)
     subscriber = subscriptions.get_subscriber(subscriber_id)
     return render_template(
         "pages/unsubscribe.html",
@@ -149,10 +135,7 @@ def unsubscribe(token: str):
 @bp.post("/unsubscribe/<token>")
 @csrf.exempt
 def unsubscribe_post(token: str):
-    try:
-        subscriber_id = tokens.read_unsubscribe_token(token)
-    except tokens.TokenError as error:
-        return _token_error(error)
+    subscriber_id = tokens.read_unsubscribe_token(token)
     subscriptions.unsubscribe(subscriber_id)
     if request.form.get("List-Unsubscribe") == ONE_CLICK_BODY:
         return Response("You have been unsubscribed.\n", mimetype="text/plain")
@@ -162,9 +145,6 @@ def unsubscribe_post(token: str):
 @bp.post("/resubscribe/<token>")
 @limiter.limit(lambda: _settings().signup_rate_limit_ip)
 def resubscribe(token: str):
-    try:
-        subscriber_id = tokens.read_unsubscribe_token(token)
-    except tokens.TokenError as error:
-        return _token_error(error)
+    subscriber_id = tokens.read_unsubscribe_token(token)
     subscriptions.resubscribe(subscriber_id, source="resubscribe")
     return _signup_done()
