@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=None,
+        static_folder="static",  # mailer/static: the console's own CSS-free JavaScript
     )
     app.config.update(
         MAILER=settings,
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         SESSION_COOKIE_NAME="mailer_session",
+        PERMANENT_SESSION_LIFETIME=12 * 3600,  # an editor logs in once a working day
         WTF_CSRF_TIME_LIMIT=None,  # a signup page left open overnight still works
         RATELIMIT_STORAGE_URI=settings.redis_url,
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 2},
@@ -60,9 +61,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.after_request(_security_headers)
 
     from mailer.cli import register_commands
-    from mailer.views import api, health, public
+    from mailer.views import api, editor, health, public
 
     app.register_blueprint(public.bp)
+    app.register_blueprint(editor.bp)
     app.register_blueprint(api.bp)
     # Bearer tokens, no cookies: cross-site requests cannot ride on a session here.
     csrf.exempt(api.bp)

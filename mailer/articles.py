@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import nh3
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer import article_queue
 from mailer.db import db
 from mailer.errors import InvalidInput
-from mailer.models import Article
+from mailer.models import Article, utcnow
 
 FIELDS = {"title", "url", "summary", "body_html", "author", "published_at", "guid"}
 LIMITS = {"title": 500, "url": 2000, "summary": 5000, "author": 200, "guid": 500}
@@ -161,8 +161,10 @@ def accept_article(article: ArticleInput, *, source: str) -> tuple[Article, bool
 
 
 SUMMARY_CHARS = 300
-# Articles the next digest will carry: taken in from the queue, not removed, not sent.
-WAITING = (Article.digest_id.is_(None), Article.removed_at.is_(None), Article.ready_at.is_not(None))
+# Not sent in a digest and not removed by an editor.
+UNSENT = (Article.digest_id.is_(None), Article.removed_at.is_(None))
+# What a digest takes: unsent articles the intake has taken in.
+WAITING = (*UNSENT, Article.ready_at.is_not(None))
 
 
 def html_to_text(fragment: str) -> str:
@@ -178,10 +180,23 @@ def summary_of(article: Article) -> str:
     return text[:SUMMARY_CHARS].rsplit(" ", 1)[0] + "…"
 
 
-def waiting_articles() -> list[Article]:
-    """Articles that the next digest will carry, oldest first."""
-    return list(db.session.scalars(select(Article).where(*WAITING).order_by(Article.id)))
+def waiting_articles(limit: int | None = None) -> list[Article]:
+    """Articles waiting for the next digest (taken in or about to be), oldest first."""
+    query = select(Article).where(*UNSENT).order_by(Article.id).limit(limit)
+    return list(db.session.scalars(query))
 
 
 def count_waiting() -> int:
-    return db.session.scalar(select(func.count()).select_from(Article).where(*WAITING))
+    return db.session.scalar(select(func.count()).select_from(Article).where(*UNSENT))
+
+
+def remove_article(article_id: int) -> bool:
+    """Takes an article out of the next digest; one already sent stays where it was."""
+    with db.transaction():
+        removed = db.session.execute(
+            update(Article)
+            .where(Article.id == article_id, *UNSENT)
+            .values(removed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return bool(removed)

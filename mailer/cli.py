@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -22,6 +23,24 @@ def register_commands(app: Flask) -> None:
 
         upgrade(current_app.config["MAILER"].database_url, revision)
         click.echo("Database is up to date.")
+
+    @app.cli.command("create-editor")
+    @click.argument("email")
+    @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+    def create_editor(email: str, password_stdin: bool) -> None:
+        """Create an editor who can log in to the console at /editor/."""
+        from mailer.editors import create_editor
+        from mailer.errors import UserError
+
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        try:
+            create_editor(email, password)
+        except UserError as error:
+            raise click.ClickException(error.message) from None
+        click.echo(f"Editor {email} created. Log in at /editor/.")
 
     @app.cli.command("create-api-token")
     @click.argument("name")

@@ -268,3 +268,21 @@ def live_claims(digest_id: int, stale_before: datetime) -> int:
             SendClaim.heartbeat_at >= stale_before,
         )
     )
+
+
+def recent_digests(limit: int = 20) -> list[Digest]:
+    return list(db.session.scalars(select(Digest).order_by(Digest.id.desc()).limit(limit)))
+
+
+def digest_articles(digest_id: int) -> list[Article]:
+    return list(
+        db.session.scalars(
+            select(Article).where(Article.digest_id == digest_id).order_by(Article.id)
+        )
+    )
+
+
+def preview() -> tuple[str, str, str] | None:
+    """The next digest as readers would get it now, or None when nothing waits."""
+    chosen = articles.waiting_articles(current_app.config["MAILER"].digest_max_articles)
+    return render_digest(chosen) if chosen else None

@@ -22,6 +22,7 @@ SEND_BATCH = "mailer.send_batch"
 PROCESS_ARTICLES = "mailer.process_articles"
 SCHEDULED_DIGEST = "mailer.scheduled_digest"
 POLL_FEEDS = "mailer.poll_feeds"
+SEND_TEST = "mailer.send_test"
 
 # Redelivery of unacknowledged tasks happens after this many seconds; every
 # countdown and retry backoff stays far below it (see email-rules.md §7).

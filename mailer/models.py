@@ -218,3 +218,15 @@ class Feed(Base):
     last_modified: Mapped[str | None] = mapped_column(String(100))
     last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Editor(Base):
+    """A person who logs in to the console; the password is stored as an Argon2id hash."""
+
+    __tablename__ = "editors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # lowercased
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -481,3 +481,29 @@ def schedule_retry(digest_id: int, countdown: float) -> None:
         fresh = True  # without Redis there is no queue either; the reconciler will see
     if fresh:
         jobs.enqueue_in(jobs.SEND_BATCH, countdown, digest_id)
+
+
+def send_test(address: str, requested_by: str) -> bool:
+    """Mails the next digest to one address, marked as a test; no delivery row, not counted."""
+    settings: Settings = current_app.config["MAILER"]
+    rendered = digests.preview()
+    if rendered is None:
+        return False
+    subject, text, html = rendered
+    # A test recipient is not a reader: its unsubscribe link leads nowhere on purpose.
+    sample = external_url("public.unsubscribe", token="test-message")  # noqa: S106 - not a secret
+    message = build_message(
+        settings,
+        to=address,
+        rendered=RenderedEmail(
+            subject=f"[TEST] {subject}",
+            text=text.replace(digests.UNSUBSCRIBE_PLACEHOLDER, sample),
+            html=html.replace(digests.UNSUBSCRIBE_PLACEHOLDER, sample),
+        ),
+        headers={
+            "List-Id": f"{settings.list_name} <{settings.list_id}>",
+            "X-Mailer-Test": f"requested by {requested_by}",
+        },
+    )
+    smtp_connection().send(message)
+    return True

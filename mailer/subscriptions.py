@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer import jobs
@@ -267,3 +267,12 @@ def resubscribe(subscriber_id: int, *, source: str) -> None:
         address = Address(email=subscriber.email, key=subscriber.email_key)
         name = subscriber.name
     request_subscription(address, name, source=source)
+
+
+def count_by_status() -> dict[str, int]:
+    rows = db.session.execute(
+        select(Subscriber.status, func.count()).group_by(Subscriber.status)
+    ).all()
+    counts = {status.value: 0 for status in SubscriberStatus}
+    counts.update({SubscriberStatus(status).value: count for status, count in rows})
+    return counts

@@ -24,6 +24,7 @@ import pytest
 import redis
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, delete, text
+from sqlalchemy.exc import IntegrityError
 
 from mailer import create_app
 from mailer.config import Settings, load_settings, normalize_database_url
@@ -272,9 +273,19 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     # Tasks a previous test left queued must not run against this test's rows.
     app.extensions["celery"].control.purge()
     engine = app.extensions["mailer.db"]["engine"]
-    with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(delete(table))
+
+    def wipe() -> bool:
+        # A task of the previous test may still be finishing and insert a row
+        # between two deletes; then wipe again.
+        try:
+            with engine.begin() as connection:
+                for table in reversed(Base.metadata.sorted_tables):
+                    connection.execute(delete(table))
+        except IntegrityError:
+            return False
+        return True
+
+    wait_until(wipe, timeout=30, message="could not clean the database")
     client = redis.Redis.from_url(app.config["MAILER"].redis_url)
     # Only our own keys: flushing would also drop the broker's queue bindings.
     for key in client.scan_iter("*LIMITER*"):

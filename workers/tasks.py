@@ -49,3 +49,15 @@ def scheduled_digest() -> int | None:
 @shared_task(name=jobs.POLL_FEEDS)
 def poll_feeds() -> dict[str, int | str]:
     return feeds.poll_feeds()
+
+
+@shared_task(
+    name=jobs.SEND_TEST,
+    autoretry_for=(TemporaryFailure,),
+    retry_backoff=5,
+    retry_backoff_max=RETRY_BACKOFF_MAX,
+    retry_jitter=True,
+    max_retries=3,
+)
+def send_test(address: str, requested_by: str) -> bool:
+    return sending.send_test(address, requested_by)

@@ -1,0 +1,48 @@
+// The console's only script: a confirmation before sending, and live progress.
+"use strict";
+
+document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+  form.addEventListener("submit", function (event) {
+    if (!window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+      return;
+    }
+    // A double click must not post twice.
+    form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+  });
+});
+
+(function () {
+  var box = document.getElementById("progress");
+  if (!box) return;
+  var bar = box.querySelector(".bar");
+
+  function show(p) {
+    var total = Math.max(p.total, 1);
+    ["sent", "failed", "retrying", "unknown"].forEach(function (k) {
+      bar.querySelector("." + k).style.width = (100 * p[k] / total) + "%";
+    });
+    var done = p.total ? Math.round(100 * (p.total - p.pending - p.retrying) / p.total) : 100;
+    bar.setAttribute("aria-valuenow", String(done));
+    Object.keys(p).forEach(function (k) {
+      var el = box.querySelector('[data-field="' + k + '"]');
+      if (el) el.textContent = String(p[k]).replace(/_/g, " ");
+    });
+    var eta = box.querySelector('[data-field="eta"]');
+    var left = p.pending + p.retrying;
+    eta.textContent = p.status !== "sending" ? "done"
+      : (p.messages_per_second > 0 ? Math.ceil(left / p.messages_per_second) + " s" : "–");
+    box.dataset.status = p.status;
+  }
+
+  function poll() {
+    fetch(box.dataset.url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.json(); })
+      .then(function (p) {
+        show(p);
+        if (p.status === "sending") window.setTimeout(poll, 1000);
+      })
+      .catch(function () { window.setTimeout(poll, 3000); });
+  }
+  poll();
+})();

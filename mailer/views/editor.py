@@ -1,0 +1,198 @@
+"""The editor's console: log in, see what will go out, send it, watch it go."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from mailer import articles, digests, editors, jobs, subscriptions
+from mailer.errors import InvalidInput, UserError
+from mailer.extensions import limiter
+
+bp = Blueprint("editor", __name__, url_prefix="/editor")
+
+LOGIN_LIMIT = "10 per minute;50 per hour"
+OPEN_ENDPOINTS = {"editor.login", "editor.login_post"}
+
+
+@bp.before_request
+def _require_login() -> Response | None:
+    editor_id = session.get("editor_id")
+    editor = editors.get_editor(editor_id) if isinstance(editor_id, int) else None
+    if editor is not None:
+        g.editor = editor
+        return None
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    if request.method == "GET" and not request.path.endswith(".json"):
+        return redirect(url_for("editor.login", next=request.full_path.rstrip("?")))
+    abort(401)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never an open redirect to another host."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/editor"):
+            return target
+    return url_for("editor.dashboard")
+
+
+def _login_address_key() -> str:
+    return "login:" + str(request.form.get("email", "")).strip().lower()
+
+
+@bp.get("/login")
+def login():
+    if "editor" in g:
+        return redirect(url_for("editor.dashboard"))
+    return render_template("editor/login.html", next=request.args.get("next", ""))
+
+
+@bp.post("/login")
+@limiter.limit(LOGIN_LIMIT)
+@limiter.limit(LOGIN_LIMIT, key_func=_login_address_key)
+def login_post():
+    editor_id = editors.authenticate(
+        str(request.form.get("email", "")), str(request.form.get("password", ""))
+    )
+    if editor_id is None:
+        # One message for an unknown address and a wrong password.
+        error = "That email and password do not match an editor account."
+        page = render_template("editor/login.html", error=error, next=request.form.get("next", ""))
+        return page, 401
+    session.clear()  # no session fixation: a fresh session for the editor
+    session["editor_id"] = editor_id
+    session.permanent = True
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("editor.login"))
+
+
+@bp.get("/")
+def dashboard():
+    recent = digests.recent_digests(10)
+    return render_template(
+        "editor/dashboard.html",
+        counts=subscriptions.count_by_status(),
+        waiting=articles.waiting_articles(),
+        recent=[digests.progress(d.id) for d in recent],
+    )
+
+
+@bp.get("/articles")
+def article_list():
+    return render_template("editor/articles.html", waiting=articles.waiting_articles())
+
+
+@bp.post("/articles")
+def article_add():
+    data = {k: request.form.get(k, "").strip() or None for k in ("title", "url", "summary")}
+    try:
+        _article, created = articles.accept_article(
+            articles.parse_article(data), source=f"editor:{g.editor.email}"
+        )
+    except InvalidInput as error:
+        flash(error.message, "error")
+        return redirect(url_for("editor.article_list"))
+    flash("Article added." if created else "That article was already there.", "ok")
+    return redirect(url_for("editor.article_list"))
+
+
+@bp.post("/articles/<int:article_id>/remove")
+def article_remove(article_id: int):
+    if articles.remove_article(article_id):
+        flash("Removed from the next digest.", "ok")
+    else:
+        flash("That article was already sent or removed.", "error")
+    return redirect(url_for("editor.article_list"))
+
+
+@bp.get("/digest")
+def next_digest():
+    preview = digests.preview()
+    return render_template(
+        "editor/next_digest.html",
+        preview=preview,
+        waiting=articles.waiting_articles(current_app.config["MAILER"].digest_max_articles),
+        readers=subscriptions.count_by_status()["active"],
+    )
+
+
+@bp.get("/digest/preview.html")
+def preview_html():
+    preview = digests.preview()
+    if preview is None:
+        abort(404)
+    response = Response(preview[2].replace(digests.UNSUBSCRIBE_PLACEHOLDER, "#"))
+    # Shown inside the console's own iframe.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
+        "frame-ancestors 'self'"
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+@bp.post("/digest/test")
+def send_test():
+    try:
+        address = subscriptions.normalize_address(request.form.get("email"))
+    except InvalidInput as error:
+        flash(error.message, "error")
+        return redirect(url_for("editor.next_digest"))
+    jobs.enqueue(jobs.SEND_TEST, address.email, g.editor.email)
+    flash(f"A test of the next digest is on its way to {address.email}.", "ok")
+    return redirect(url_for("editor.next_digest"))
+
+
+@bp.post("/digest/send")
+def send_digest():
+    readers = subscriptions.count_by_status()["active"]
+    if request.form.get("readers") != str(readers):
+        flash(f"The number of readers changed: it is now {readers}. Check and send again.", "error")
+        return redirect(url_for("editor.next_digest"))
+    try:
+        digest_id = digests.create_digest(trigger=f"editor:{g.editor.email}")
+    except UserError as error:
+        flash(error.message, "error")
+        return redirect(url_for("editor.next_digest"))
+    return redirect(url_for("editor.digest_page", digest_id=digest_id))
+
+
+@bp.get("/digests")
+def digest_history():
+    recent = digests.recent_digests(100)
+    return render_template("editor/digests.html", recent=[digests.progress(d.id) for d in recent])
+
+
+@bp.get("/digests/<int:digest_id>")
+def digest_page(digest_id: int):
+    return render_template(
+        "editor/digest.html",
+        progress=digests.progress(digest_id),
+        articles=digests.digest_articles(digest_id),
+    )
+
+
+@bp.get("/digests/<int:digest_id>/progress.json")
+def digest_progress(digest_id: int):
+    return jsonify(digests.progress(digest_id))
