@@ -14,7 +14,7 @@ ifndef MAILER_SMTP_HOST
 PROCESSES += mail
 endif
 
-.PHONY: install run test lint fmt redis-server clean
+.PHONY: install run test lint fmt redis-server chromium clean
 
 install: $(STAMP)
 
@@ -43,6 +43,19 @@ redis-server:
 	  command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still missing." >&2; exit 1; }; \
 	fi
 
+# The browser tests drive the system's Chromium (Playwright never downloads one).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "chromium is missing; installing it for the browser tests..."; \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "Could not install chromium; the browser tests will be skipped." >&2; \
+	  fi; \
+	fi
+
 # A development secret lives in .env (ignored by git); production sets MAILER_SECRET_KEY.
 .env:
 	@echo "MAILER_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))')" > .env
@@ -58,7 +71,7 @@ run: install redis-server .env
 	@echo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(PROCESSES)
 
-test: install redis-server
+test: install redis-server chromium
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
