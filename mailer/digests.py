@@ -188,6 +188,7 @@ def enqueue_batches(digest_id: int, rows: int) -> None:
 
 
 OWED = (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.RETRYING)
+CANCELLED_REPLY = "not sent: the digest was cancelled"
 
 
 def finish_if_done(digest_id: int) -> bool:
@@ -234,9 +235,14 @@ def progress(digest_id: int) -> dict[str, object]:
     sent = counts.get(DeliveryStatus.SENT, 0)
     end = digest.finished_at or utcnow()
     elapsed = max((end - digest.created_at).total_seconds(), 1e-6)
+    status = digest.status.value
+    if digest.cancelled_at:
+        status = "cancelled" if digest.status != DigestStatus.SENDING else "cancelling"
+    elif digest.paused_at and digest.status == DigestStatus.SENDING:
+        status = "paused"
     return {
         "id": digest.id,
-        "status": digest.status.value,
+        "status": status,
         "subject": digest.subject,
         "articles": db.session.scalar(
             select(func.count()).select_from(Article).where(Article.digest_id == digest_id)
@@ -255,7 +261,100 @@ def progress(digest_id: int) -> dict[str, object]:
 
 
 def sending_digests() -> list[int]:
-    return list(db.session.scalars(select(Digest.id).where(Digest.status == DigestStatus.SENDING)))
+    """Digests still sending and not paused by an editor."""
+    return list(
+        db.session.scalars(
+            select(Digest.id).where(
+                Digest.status == DigestStatus.SENDING, Digest.paused_at.is_(None)
+            )
+        )
+    )
+
+
+class NotSending(UserError):
+    status = 409
+    title = "Not sending"
+
+
+def _set_sending_flag(digest_id: int, **values: object) -> None:
+    with db.transaction():
+        changed = db.session.execute(
+            update(Digest)
+            .where(
+                Digest.id == digest_id,
+                Digest.status == DigestStatus.SENDING,
+                Digest.cancelled_at.is_(None),
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if not changed:
+        raise NotSending("This digest is not sending any more.")
+
+
+def pause_digest(digest_id: int) -> None:
+    """No new batch starts; batches under way stop at their next flush, within a second."""
+    _set_sending_flag(digest_id, paused_at=utcnow())
+
+
+def resume_digest(digest_id: int) -> None:
+    _set_sending_flag(digest_id, paused_at=None, last_enqueued_at=utcnow())
+    owed = db.session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.digest_id == digest_id, Delivery.status.in_(OWED))
+    )
+    enqueue_batches(digest_id, owed)
+
+
+def cancel_digest(digest_id: int) -> None:
+    """Every row not yet sent is skipped; the digest ends once running batches stop."""
+    _set_sending_flag(digest_id, cancelled_at=utcnow(), paused_at=None)
+    with db.transaction():
+        db.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.digest_id == digest_id,
+                Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.RETRYING)),
+            )
+            .values(status=DeliveryStatus.SKIPPED, smtp_reply=CANCELLED_REPLY)
+            .execution_options(synchronize_session=False)
+        )
+    finish_if_done(digest_id)
+
+
+def retry_failed(digest_id: int) -> int:
+    """Sends again the rows that failed only on temporary refusals, to readers still active."""
+    session = db.session
+    try:
+        with db.transaction():
+            digest = get_digest(digest_id)
+            if digest.status == DigestStatus.SENDING:
+                raise AlreadySending("This digest is still sending.")
+            retried = session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.digest_id == digest_id,
+                    Delivery.status == DeliveryStatus.FAILED,
+                    Delivery.gave_up.is_(True),
+                    Delivery.subscriber_id.in_(
+                        select(Subscriber.id).where(Subscriber.status == SubscriberStatus.ACTIVE)
+                    ),
+                )
+                .values(status=DeliveryStatus.PENDING, attempts=0, gave_up=False, claim_id=None)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if not retried:
+                raise NothingToSend("No failed delivery of this digest is worth retrying.")
+            digest.status = DigestStatus.SENDING
+            digest.sending_slot = 1  # one digest sends at a time, retries included
+            digest.finished_at = None
+            digest.last_enqueued_at = utcnow()
+            session.flush()
+    except IntegrityError:
+        raise AlreadySending("Another digest is being sent right now.") from None
+    enqueue_batches(digest_id, retried)
+    return retried
 
 
 def live_claims(digest_id: int, stale_before: datetime) -> int:
@@ -286,3 +385,31 @@ def preview() -> tuple[str, str, str] | None:
     """The next digest as readers would get it now, or None when nothing waits."""
     chosen = articles.waiting_articles(current_app.config["MAILER"].digest_max_articles)
     return render_digest(chosen) if chosen else None
+
+
+def failed_deliveries(
+    digest_id: int, search: str = "", page: int = 1, per_page: int = 50
+) -> tuple[list[tuple[str, str | None, int]], int]:
+    """(address, SMTP reply, attempts) of failed or unknown rows, paged; and how many in all."""
+    condition = [
+        Delivery.digest_id == digest_id,
+        Delivery.status.in_((DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN)),
+    ]
+    if search.strip():
+        condition.append(Subscriber.email_key.contains(search.strip().lower(), autoescape=True))
+    base = select(Subscriber.email, Delivery.smtp_reply, Delivery.attempts).join(
+        Subscriber, Subscriber.id == Delivery.subscriber_id
+    )
+    total = db.session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(*condition)
+    )
+    rows = db.session.execute(
+        base.where(*condition)
+        .order_by(Subscriber.email_key)
+        .offset((max(page, 1) - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    return [tuple(r) for r in rows], total

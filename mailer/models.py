@@ -162,6 +162,9 @@ class Digest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An editor's pause stops new claims; a cancel skips every row not yet sent.
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -192,6 +195,8 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     smtp_reply: Mapped[str | None] = mapped_column(Text)
+    # Failed only because temporary refusals used up every attempt: worth a retry later.
+    gave_up: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class SendClaim(Base):

@@ -159,6 +159,8 @@ class Ledger:
     failed: list[dict] = field(default_factory=list)
     retrying: list[dict] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
+    halted: list[int] = field(default_factory=list)  # not attempted: paused or cancelled
+    halt_status: DeliveryStatus = DeliveryStatus.PENDING
     last_flush: float = field(default_factory=time.monotonic)
     totals: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "retrying": 0})
 
@@ -166,7 +168,7 @@ class Ledger:
         attempts = recipient.attempts + 1
         if attempts >= self.settings.send_max_attempts:
             self.failed.append(
-                {"i": recipient.delivery_id, "r": f"gave up: {reply}", "a": attempts}
+                {"i": recipient.delivery_id, "r": f"gave up: {reply}", "a": attempts, "g": True}
             )
             return
         delay = min(
@@ -197,7 +199,12 @@ class Ledger:
                 session.execute(
                     update(Delivery)
                     .where(Delivery.id == row["i"], *mine)
-                    .values(status=DeliveryStatus.FAILED, smtp_reply=row["r"], attempts=row["a"])
+                    .values(
+                        status=DeliveryStatus.FAILED,
+                        smtp_reply=row["r"],
+                        attempts=row["a"],
+                        gave_up=row.get("g", False),
+                    )
                     .execution_options(synchronize_session=False)
                 )
             for row in self.retrying:
@@ -226,6 +233,19 @@ class Ledger:
                     )
                     .execution_options(synchronize_session=False)
                 )
+            if self.halted:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(self.halted), *mine)
+                    .values(
+                        status=self.halt_status,
+                        claim_id=None,
+                        smtp_reply=digests.CANCELLED_REPLY
+                        if self.halt_status == DeliveryStatus.SKIPPED
+                        else None,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
             session.execute(
                 update(SendClaim)
                 .where(SendClaim.id == self.claim_id)
@@ -235,15 +255,26 @@ class Ledger:
         self.totals["sent"] += len(self.sent)
         self.totals["failed"] += len(self.failed)
         self.totals["retrying"] += len(self.retrying)
-        self.sent, self.failed, self.retrying, self.released = [], [], [], []
+        self.sent, self.failed, self.retrying, self.released, self.halted = [], [], [], [], []
         self.last_flush = time.monotonic()
+
+
+def _halt_status(digest_id: int) -> DeliveryStatus | None:
+    """Why a batch must stop taking rows: paused (rows stay owed) or cancelled or finished."""
+    digest = db.session.execute(
+        select(Digest.status, Digest.paused_at, Digest.cancelled_at).where(Digest.id == digest_id)
+    ).first()
+    if digest is None or digest.status != DigestStatus.SENDING or digest.cancelled_at:
+        return DeliveryStatus.SKIPPED
+    if digest.paused_at:
+        return DeliveryStatus.PENDING
+    return None
 
 
 def _open_claim(digest_id: int) -> int | None:
     session = db.session
     with db.transaction():
-        status = session.scalar(select(Digest.status).where(Digest.id == digest_id))
-        if status != DigestStatus.SENDING:
+        if _halt_status(digest_id) is not None:
             return None
         claim = SendClaim(digest_id=digest_id, worker=jobs.worker_name())
         session.add(claim)
@@ -363,6 +394,11 @@ def _send_all(
             journal.sent(recipient.delivery_id)
         if ledger.due():
             ledger.flush()
+            halt = _halt_status(messages.digest_id)
+            if halt is not None:
+                ledger.halted.extend(r.delivery_id for r in recipients[index + 1 :])
+                ledger.halt_status = halt
+                break
 
 
 def _retry_in(digest_id: int) -> float | None:

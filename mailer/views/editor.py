@@ -184,13 +184,46 @@ def digest_history():
     return render_template("editor/digests.html", recent=[digests.progress(d.id) for d in recent])
 
 
+FAILED_PER_PAGE = 50
+
+
 @bp.get("/digests/<int:digest_id>")
 def digest_page(digest_id: int):
+    search = request.args.get("q", "")[:320]
+    page = request.args.get("page", 1, type=int) or 1
+    failed, failed_total = digests.failed_deliveries(digest_id, search, page, FAILED_PER_PAGE)
     return render_template(
         "editor/digest.html",
         progress=digests.progress(digest_id),
         articles=digests.digest_articles(digest_id),
+        failed=failed,
+        failed_total=failed_total,
+        search=search,
+        page=page,
+        pages=max(1, -(-failed_total // FAILED_PER_PAGE)),
     )
+
+
+DIGEST_ACTIONS = {
+    "pause": (digests.pause_digest, "Paused. No new batch will start until you resume."),
+    "resume": (digests.resume_digest, "Resumed."),
+    "cancel": (digests.cancel_digest, "Cancelled. Readers not yet reached will not get it."),
+    "retry": (digests.retry_failed, "Retrying the deliveries that failed on temporary errors."),
+}
+
+
+@bp.post("/digests/<int:digest_id>/<action>")
+def digest_action(digest_id: int, action: str):
+    if action not in DIGEST_ACTIONS:
+        abort(404)
+    change, message = DIGEST_ACTIONS[action]
+    try:
+        change(digest_id)
+    except UserError as error:
+        flash(error.message, "error")
+    else:
+        flash(message, "ok")
+    return redirect(url_for("editor.digest_page", digest_id=digest_id))
 
 
 @bp.get("/digests/<int:digest_id>/progress.json")

@@ -1,0 +1,133 @@
+"""An editor's controls over a digest in flight: pause, resume, cancel, retry failed."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import func, insert, select
+
+from mailer import digests
+from mailer.db import db
+from mailer.models import (
+    Article,
+    Delivery,
+    DeliveryStatus,
+    SendClaim,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
+from mailer.reconciler import reconcile
+from tests.helpers import wait_until
+
+READERS = 150
+
+
+def start(app, readers: int = READERS) -> tuple[int, list[str]]:
+    emails = [f"ctl{n}@example.org" for n in range(readers)]
+    with app.app_context():
+        db.session.execute(
+            insert(Subscriber),
+            [{"email": e, "email_key": e, "status": SubscriberStatus.ACTIVE} for e in emails],
+        )
+        db.session.add(
+            Article(
+                title="Controls",
+                url="https://news.example.org/ctl",
+                source="test",
+                ready_at=utcnow(),
+            )
+        )
+        db.session.commit()
+        return digests.create_digest(trigger="test"), emails
+
+
+def progress(app, digest_id: int) -> dict:
+    with app.app_context():
+        return digests.progress(digest_id)
+
+
+def quiet(app, digest_id: int) -> bool:
+    """No batch holds rows of this digest any more."""
+    with app.app_context():
+        claimed = db.session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.digest_id == digest_id, Delivery.status == DeliveryStatus.CLAIMED)
+        )
+        running = db.session.scalar(
+            select(func.count())
+            .select_from(SendClaim)
+            .where(SendClaim.digest_id == digest_id, SendClaim.finished.is_(False))
+        )
+    return claimed == 0 and running == 0
+
+
+def test_pause_stops_sending_and_resume_finishes_it_once(app, worker, outbox):
+    outbox.delay = 0.01
+    digest_id, emails = start(app)
+    wait_until(lambda: outbox.count() >= 20, message="sending did not start")
+    with app.app_context():
+        digests.pause_digest(digest_id)
+    wait_until(lambda: quiet(app, digest_id), timeout=20, message="batches did not stop")
+    paused = progress(app, digest_id)
+    assert paused["status"] == "paused"
+    assert paused["sent"] < READERS
+    with app.app_context():
+        assert reconcile()["digests_resumed"] == 0  # a paused digest is left alone
+        digests.resume_digest(digest_id)
+    done = wait_until(
+        lambda: (p := progress(app, digest_id))["status"] == "sent" and p,
+        timeout=60,
+        message="the resumed digest did not finish",
+    )
+    assert done["sent"] == READERS
+    received = Counter(str(m["To"]) for m in outbox.messages)
+    assert set(received) == set(emails) and max(received.values()) == 1
+
+
+def test_cancel_skips_everyone_not_yet_reached(app, worker, outbox):
+    outbox.delay = 0.01
+    digest_id, _emails = start(app)
+    wait_until(lambda: outbox.count() >= 20, message="sending did not start")
+    with app.app_context():
+        digests.cancel_digest(digest_id)
+    done = wait_until(
+        lambda: (p := progress(app, digest_id))["status"] == "cancelled" and p,
+        timeout=30,
+        message="the cancelled digest did not end",
+    )
+    assert done["skipped"] > 0
+    assert done["sent"] + done["skipped"] == READERS
+    assert done["sent"] == outbox.count()
+    assert max(Counter(str(m["To"]) for m in outbox.messages).values()) == 1
+
+
+def test_retry_failed_resends_only_temporary_failures_to_active_readers(app, worker, outbox):
+    busy, bounced, left, *others = [f"ctl{n}@example.org" for n in range(6)]
+    outbox.refuse(busy, "452 4.2.2 Mailbox full")
+    outbox.refuse(left, "452 4.2.2 Mailbox full")
+    outbox.refuse(bounced, "550 5.1.1 No such user")
+    digest_id, _emails = start(app, readers=6)
+    first = wait_until(
+        lambda: (p := progress(app, digest_id))["status"] == "sent_with_failures" and p,
+        timeout=30,
+        message="the digest did not finish",
+    )
+    assert first["failed"] == 3 and first["sent"] == 3
+    with app.app_context():
+        reader = db.session.scalar(select(Subscriber).where(Subscriber.email == left))
+        reader.status = SubscriberStatus.UNSUBSCRIBED
+        db.session.commit()
+    outbox.refusals.clear()
+    with app.app_context():
+        assert digests.retry_failed(digest_id) == 1  # not the 5xx, not the reader who left
+    second = wait_until(
+        lambda: (p := progress(app, digest_id))["status"] != "sending" and p,
+        timeout=30,
+        message="the retry did not finish",
+    )
+    assert second["sent"] == 4
+    assert len(outbox.to(busy)) == 1
+    assert outbox.to(bounced) == [] and outbox.to(left) == []
+    assert all(len(outbox.to(e)) == 1 for e in others)
