@@ -51,8 +51,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
         )
 
-    # Registered before CSRFProtect so a wrong content type gets a 415, not a CSRF error.
+    # Registered before CSRFProtect (which reads the form) so they apply first.
     app.before_request(_refuse_unknown_body_types)
+    app.before_request(_allow_large_bodies)
     db.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -75,6 +76,19 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(devmail.bp)
     register_commands(app)
     return app
+
+
+# Routes that take more than MAILER_MAX_REQUEST_BYTES: article bodies and CSV uploads.
+LARGE_BODY_ENDPOINTS = {
+    "api.create_article": 2 * 1024 * 1024,
+    "editor.import_upload": 21 * 1024 * 1024,
+}
+
+
+def _allow_large_bodies() -> None:
+    if request.endpoint in LARGE_BODY_ENDPOINTS:
+        request.max_content_length = LARGE_BODY_ENDPOINTS[request.endpoint]
+        request.max_form_memory_size = LARGE_BODY_ENDPOINTS[request.endpoint]
 
 
 def _refuse_unknown_body_types() -> None:

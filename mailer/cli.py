@@ -82,6 +82,40 @@ def register_commands(app: Flask) -> None:
             f"({info['articles']} articles): {info['subject']}"
         )
 
+    @app.cli.command("import-subscribers")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    def import_subscribers(path: str) -> None:
+        """Import readers from a CSV file (columns email,name,status,consented_at)."""
+        from mailer import subscriber_csv
+        from mailer.errors import UserError
+        from mailer.models import ImportStatus
+
+        try:
+            import_id = subscriber_csv.store(
+                Path(path).name, Path(path).read_bytes(), "cli", ImportStatus.RUNNING
+            )
+        except UserError as error:
+            raise click.ClickException(error.message) from None
+        summary = subscriber_csv.apply(import_id)
+        for outcome, count in sorted(summary["counts"].items()):
+            click.echo(f"{outcome.replace('_', ' ')}: {count}")
+        click.echo(
+            f"invalid rows: {summary['invalid']}, duplicates merged: {summary['duplicates']}"
+        )
+        for line, message in summary["errors"]:
+            click.echo(f"  line {line}: {message}", err=True)
+
+    @app.cli.command("export-subscribers")
+    def export_subscribers() -> None:
+        """Write every reader as CSV to standard output."""
+        import csv
+
+        from mailer.readers import export_rows
+
+        writer = csv.writer(sys.stdout)
+        for row in export_rows():
+            writer.writerow(row)
+
     @app.cli.command("catch-mail")
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", default=8025, show_default=True, type=int)

@@ -23,6 +23,8 @@ PROCESS_ARTICLES = "mailer.process_articles"
 SCHEDULED_DIGEST = "mailer.scheduled_digest"
 POLL_FEEDS = "mailer.poll_feeds"
 SEND_TEST = "mailer.send_test"
+CHECK_IMPORT = "mailer.check_import"
+APPLY_IMPORT = "mailer.apply_import"
 
 # Redelivery of unacknowledged tasks happens after this many seconds; every
 # countdown and retry backoff stays far below it (see email-rules.md §7).

@@ -41,7 +41,7 @@ class ConfirmOutcome(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
 
 
-def normalize_address(raw: object) -> Address:
+def normalize_address(raw: object, *, check_deliverability: bool | None = None) -> Address:
     """Validates an address typed by a reader; raises InvalidInput with a readable reason."""
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidInput("Please enter your email address.")
@@ -50,7 +50,9 @@ def normalize_address(raw: object) -> Address:
     try:
         valid = validate_email(
             raw.strip(),
-            check_deliverability=current_app.config["MAILER"].check_deliverability,
+            check_deliverability=current_app.config["MAILER"].check_deliverability
+            if check_deliverability is None
+            else check_deliverability,
             # Our relay path does not promise SMTPUTF8; an IDN domain is fine.
             allow_smtputf8=False,
         )

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from mailer import article_queue, feeds, jobs, reconciler, schedule, sending, subscriptions
+from mailer import (
+    article_queue,
+    feeds,
+    jobs,
+    reconciler,
+    schedule,
+    sending,
+    subscriber_csv,
+    subscriptions,
+)
 from mailer.mail import TemporaryFailure
 
 # Backoff stays far below the broker's visibility timeout (jobs.VISIBILITY_TIMEOUT).
@@ -61,3 +70,13 @@ def poll_feeds() -> dict[str, int | str]:
 )
 def send_test(address: str, requested_by: str) -> bool:
     return sending.send_test(address, requested_by)
+
+
+@shared_task(name=jobs.CHECK_IMPORT)
+def check_import(import_id: int) -> dict:
+    return subscriber_csv.check(import_id)
+
+
+@shared_task(name=jobs.APPLY_IMPORT)
+def apply_import(import_id: int) -> dict:
+    return subscriber_csv.apply(import_id)

@@ -46,3 +46,21 @@ document.querySelectorAll("form[data-confirm]").forEach(function (form) {
   }
   poll();
 })();
+
+// While an import is being checked or applied, reload when its state changes.
+(function () {
+  var box = document.getElementById("import");
+  if (!box || ["checking", "running"].indexOf(box.dataset.status) < 0) return;
+  function poll() {
+    fetch(box.dataset.url, { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (job) {
+        var bar = box.querySelector(".bar span");
+        if (bar && job.total_rows) bar.style.width = (100 * job.processed_rows / job.total_rows) + "%";
+        if (job.status !== box.dataset.status) window.location.reload();
+        else window.setTimeout(poll, 1000);
+      })
+      .catch(function () { window.setTimeout(poll, 3000); });
+  }
+  window.setTimeout(poll, 1000);
+})();

@@ -1,0 +1,122 @@
+"""The editor's view of readers: search, a reader's history, erasure, suppression."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+
+from mailer.db import db
+from mailer.errors import NotFound
+from mailer.models import Delivery, Digest, Subscriber, Suppression
+
+PER_PAGE = 50
+EXPORT_COLUMNS = ["email", "name", "status", "consented_at"]
+
+
+def address_hash(email_key: str) -> str:
+    return hashlib.sha256(email_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Page:
+    readers: list[Subscriber]
+    total: int
+    page: int
+    pages: int
+
+
+def search(query: str = "", status: str = "", page: int = 1) -> Page:
+    conditions = []
+    if query.strip():
+        conditions.append(Subscriber.email_key.contains(query.strip().lower(), autoescape=True))
+    if status:
+        conditions.append(Subscriber.status == status)
+    total = db.session.scalar(select(func.count()).select_from(Subscriber).where(*conditions))
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(max(page, 1), pages)
+    readers = db.session.scalars(
+        select(Subscriber)
+        .where(*conditions)
+        .order_by(Subscriber.id.desc())
+        .offset((page - 1) * PER_PAGE)
+        .limit(PER_PAGE)
+    )
+    return Page(list(readers), total, page, pages)
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    what: str
+
+
+def history(subscriber_id: int) -> tuple[Subscriber, list[Event]]:
+    """A reader's signup, confirmation, deliveries and unsubscribe, newest first."""
+    reader = db.session.get(Subscriber, subscriber_id)
+    if reader is None:
+        raise NotFound("There is no such reader; they may have been erased.")
+    events = [Event(reader.created_at, f"signed up ({reader.consent_source or 'unknown form'})")]
+    if reader.confirmed_at:
+        events.append(Event(reader.confirmed_at, "confirmed the subscription"))
+    if reader.unsubscribed_at:
+        events.append(Event(reader.unsubscribed_at, "unsubscribed"))
+    rows = db.session.execute(
+        select(
+            Digest.id,
+            Digest.subject,
+            Digest.created_at,
+            Delivery.status,
+            Delivery.sent_at,
+            Delivery.smtp_reply,
+        )
+        .join(Digest, Digest.id == Delivery.digest_id)
+        .where(Delivery.subscriber_id == subscriber_id)
+        .order_by(Digest.id.desc())
+        .limit(200)
+    )
+    for digest_id, subject, created, status, sent_at, reply in rows:
+        detail = f" ({reply})" if reply else ""
+        events.append(
+            Event(sent_at or created, f"digest #{digest_id} “{subject}”: {status}{detail}")
+        )
+    events.sort(key=lambda e: e.at, reverse=True)
+    return reader, events
+
+
+def erase(subscriber_id: int) -> None:
+    """GDPR erasure: the row and its deliveries go; a hash of the address stays, so
+    no import can bring the reader back."""
+    with db.transaction():
+        reader = db.session.get(Subscriber, subscriber_id)
+        if reader is None:
+            raise NotFound("There is no such reader; they may have been erased already.")
+        digest = address_hash(reader.email_key)
+        if not db.session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)):
+            db.session.add(Suppression(email_hash=digest, reason="erased by an editor"))
+        db.session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber_id))
+        db.session.delete(reader)
+
+
+def suppressed(email_keys: list[str]) -> set[str]:
+    """Which of these addresses were erased and may not be imported again."""
+    by_hash = {address_hash(key): key for key in email_keys}
+    found = db.session.scalars(
+        select(Suppression.email_hash).where(Suppression.email_hash.in_(list(by_hash)))
+    )
+    return {by_hash[h] for h in found}
+
+
+def export_rows() -> Iterator[list[str]]:
+    """Every reader as a CSV row (the design's columns), streamed in id order."""
+    yield EXPORT_COLUMNS
+    query = select(
+        Subscriber.email, Subscriber.name, Subscriber.status, Subscriber.confirmed_at
+    ).order_by(Subscriber.id)
+    for email, name, status, confirmed_at in db.session.execute(
+        query.execution_options(yield_per=2000)
+    ):
+        yield [email, name or "", status.value, confirmed_at.isoformat() if confirmed_at else ""]

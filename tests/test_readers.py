@@ -1,0 +1,206 @@
+"""Readers in the console: search, history, unsubscribe, erase, export, import."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import stream_encode_multipart
+
+from mailer.db import db
+from mailer.models import Delivery, Subscriber, SubscriberStatus, Suppression, utcnow
+from tests.helpers import hidden_fields, wait_until
+from tests.test_editor import PASSWORD, log_in
+
+
+@pytest.fixture
+def console(app, client):
+    from mailer.editors import create_editor
+
+    with app.app_context():
+        create_editor("desk@example.org", PASSWORD)
+    assert log_in(client, "desk@example.org").status_code == 302
+    return client
+
+
+def token(client, path: str = "/editor/subscribers") -> str:
+    return (
+        hidden_fields(client.get(path).get_data(as_text=True)).get("csrf_token")
+        or hidden_fields(client.get("/editor/").get_data(as_text=True))["csrf_token"]
+    )
+
+
+def add(app, email: str, status=SubscriberStatus.ACTIVE) -> int:
+    with app.app_context():
+        row = Subscriber(
+            email=email,
+            email_key=email.lower(),
+            status=status,
+            confirmed_at=utcnow() if status == SubscriberStatus.ACTIVE else None,
+        )
+        db.session.add(row)
+        db.session.commit()
+        return row.id
+
+
+def test_search_filter_and_history(app, console):
+    for n in range(60):
+        add(app, f"many{n}@example.org")
+    add(app, "needle@example.org", SubscriberStatus.PENDING)
+    page = console.get("/editor/subscribers?q=needle").get_data(as_text=True)
+    assert "needle@example.org" in page and "many1@" not in page
+    assert "1 reader" in console.get("/editor/subscribers?status=pending").get_data(as_text=True)
+    first = console.get("/editor/subscribers").get_data(as_text=True)
+    assert "Page 1 of 2" in first
+    with app.app_context():
+        reader_id = db.session.scalar(
+            select(Subscriber.id).where(Subscriber.email == "many3@example.org")
+        )
+    history = console.get(f"/editor/subscribers/{reader_id}").get_data(as_text=True)
+    assert "signed up" in history and "confirmed the subscription" in history
+
+
+def test_unsubscribe_and_erase_from_the_console(app, console):
+    reader = add(app, "gone@example.org")
+    csrf = token(console)
+    console.post(f"/editor/subscribers/{reader}/unsubscribe", data={"csrf_token": csrf})
+    with app.app_context():
+        assert db.session.get(Subscriber, reader).status == SubscriberStatus.UNSUBSCRIBED
+    console.post(f"/editor/subscribers/{reader}/erase", data={"csrf_token": csrf})
+    with app.app_context():
+        assert db.session.get(Subscriber, reader) is None
+        assert db.session.scalar(select(func.count()).select_from(Suppression)) == 1
+        assert "gone@example.org" not in str(
+            db.session.scalars(select(Suppression.email_hash)).all()
+        )
+        assert db.session.scalar(select(func.count()).select_from(Delivery)) == 0
+    # An import cannot bring an erased reader back.
+    result = app.test_cli_runner().invoke(
+        args=[
+            "import-subscribers",
+            str(
+                write_csv(
+                    app, "email,status,consented_at\ngone@example.org,active,2026-01-01T00:00:00Z\n"
+                )
+            ),
+        ]
+    )
+    assert "skipped erased: 1" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def write_csv(app, text: str):
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp()) / "readers.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_export_csv_has_the_contract_columns(app, console):
+    add(app, "Exported@example.org")
+    add(app, "waiting@example.org", SubscriberStatus.PENDING)
+    response = console.get("/editor/subscribers/export.csv")
+    assert response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == ["email", "name", "status", "consented_at"]
+    assert ["waiting@example.org", "", "pending", ""] in rows
+    assert any(r[0] == "Exported@example.org" and r[2] == "active" and r[3] for r in rows)
+    cli = app.test_cli_runner().invoke(args=["export-subscribers"])
+    assert cli.output.splitlines()[0] == "email,name,status,consented_at"
+
+
+IMPORT = """email,name,status,consented_at,favourite_colour
+ok@example.org,Ok Reader,active,2026-03-01T10:00:00Z,blue
+noconsent@example.org,,active,,red
+later@example.org,Later,pending,,
+left@example.org,,unsubscribed,,
+not-an-address,,active,,
+OK@example.org,Duplicate,active,2026-03-02T10:00:00Z,
+existing@example.org,,unsubscribed,,
+"""
+
+
+def upload(console, content: bytes, name: str = "readers.csv"):
+    # Encoded in memory: the test client would spool a large body to a file it never closes.
+    stream, _length, boundary = stream_encode_multipart(
+        {
+            "csrf_token": token(console, "/editor/subscribers/import"),
+            "file": FileStorage(io.BytesIO(content), filename=name),
+        },
+        use_tempfile=False,
+    )
+    return console.post(
+        "/editor/subscribers/import",
+        data=stream.read(),
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
+
+
+def import_state(console, page: str, status: str) -> dict:
+    return wait_until(
+        lambda: (s := console.get(page + "/state.json").get_json())["status"] == status and s,
+        timeout=30,
+        message=f"the import did not reach {status}",
+    )
+
+
+def test_import_previews_then_applies_on_a_worker(app, console, worker, outbox):
+    add(app, "existing@example.org")
+    response = upload(console, IMPORT.encode())
+    assert response.status_code == 302
+    page = response.headers["Location"]
+    preview = import_state(console, page, "previewed")
+    counts = preview["summary"]["counts"]
+    assert counts == {
+        "new_active": 1,
+        "new_pending": 2,
+        "new_unsubscribed": 1,
+        "unsubscribed_existing": 1,
+    }
+    assert preview["summary"]["invalid"] == 1 and preview["summary"]["duplicates"] == 1
+    with app.app_context():  # the preview changed nothing
+        assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 1
+    assert "What will change" in console.get(page).get_data(as_text=True)
+
+    console.post(page + "/start", data={"csrf_token": token(console, page)})
+    done = import_state(console, page, "done")
+    assert done["processed_rows"] == done["total_rows"] == 5
+    with app.app_context():
+        states = dict(db.session.execute(select(Subscriber.email_key, Subscriber.status)).all())
+    assert states == {
+        "ok@example.org": SubscriberStatus.ACTIVE,
+        "noconsent@example.org": SubscriberStatus.PENDING,
+        "later@example.org": SubscriberStatus.PENDING,
+        "left@example.org": SubscriberStatus.UNSUBSCRIBED,
+        "existing@example.org": SubscriberStatus.UNSUBSCRIBED,
+    }
+    outbox.wait_for("noconsent@example.org")
+    outbox.wait_for("later@example.org")
+    assert outbox.to("ok@example.org") == [] and outbox.to("left@example.org") == []
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "message"),
+    [
+        (
+            b"address,name\nx@example.org,X\n",
+            400,
+            "no &#39;email&#39; column. Its columns are: address, name",
+        ),
+        (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 400, "not a CSV file"),
+        ("email\nJosé@example.org\n".encode("latin-1"), 400, "not a UTF-8 text file"),
+        (b"email\n" + b"x" * (50 * 1024 * 1024), 413, "too much data"),
+    ],
+)
+def test_bad_import_files_are_refused_with_a_clear_message(app, console, content, status, message):
+    response = upload(console, content)
+    assert response.status_code == status
+    assert message in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
