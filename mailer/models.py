@@ -271,3 +271,14 @@ class SubscriberImport(Base):
     requested_by: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConsoleSetting(Base):
+    """A setting an editor changed in the console; it overrides the environment's."""
+
+    __tablename__ = "console_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(320))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

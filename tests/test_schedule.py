@@ -107,3 +107,37 @@ def test_beat_firing_twice_makes_one_digest_and_nothing_new_makes_none(
     with app.app_context():
         assert run_schedule(utc(2026, 11, 26, 6, 0)) is not None  # the next day
     assert digests_made(app) == 2
+
+
+def test_editors_change_the_schedule_in_the_console(app, client):
+    from mailer.editors import create_editor
+    from mailer.schedule import current_schedule
+    from tests.helpers import hidden_fields
+    from tests.test_editor import PASSWORD, log_in
+
+    with app.app_context():
+        create_editor("desk@example.org", PASSWORD)
+        assert current_schedule() == ("", "UTC")
+    log_in(client, "desk@example.org")
+    token = hidden_fields(client.get("/editor/schedule").get_data(as_text=True))["csrf_token"]
+    saved = client.post(
+        "/editor/schedule",
+        data={"csrf_token": token, "schedule": "Weekdays  06:30", "timezone": "Europe/Berlin"},
+        follow_redirects=True,
+    )
+    assert "Schedule saved." in saved.get_data(as_text=True)
+    assert "weekdays 06:30" in saved.get_data(as_text=True)
+    bad = client.post(
+        "/editor/schedule",
+        data={"csrf_token": token, "schedule": "whenever", "timezone": "Europe/Berlin"},
+        follow_redirects=True,
+    )
+    assert "does not work" in bad.get_data(as_text=True)
+    with app.app_context():
+        assert current_schedule() == ("weekdays 06:30", "Europe/Berlin")
+        schedule = parse_schedule(*current_schedule())
+        assert schedule.due_period(utc(2026, 11, 23, 5, 45)) == "2026-11-23"  # Monday, Berlin
+    client.post("/editor/schedule", data={"csrf_token": token, "off": "1"})
+    with app.app_context():
+        assert current_schedule()[0] == ""
+        assert run_schedule(utc(2026, 11, 23, 5, 45)) is None

@@ -22,7 +22,16 @@ from flask import (
     url_for,
 )
 
-from mailer import articles, digests, editors, jobs, readers, subscriber_csv, subscriptions
+from mailer import (
+    articles,
+    digests,
+    editors,
+    jobs,
+    readers,
+    schedule,
+    subscriber_csv,
+    subscriptions,
+)
 from mailer.errors import InvalidInput, UserError
 from mailer.extensions import limiter
 from mailer.models import SubscriberStatus
@@ -319,3 +328,23 @@ def import_start(import_id: int):
     except InvalidInput as error:
         flash(error.message, "error")
     return redirect(url_for("editor.import_page", import_id=import_id))
+
+
+@bp.get("/schedule")
+def schedule_page():
+    current, zone = schedule.current_schedule()
+    return render_template("editor/schedule.html", current=current, zone=zone)
+
+
+@bp.post("/schedule")
+def schedule_save():
+    text = "" if request.form.get("off") else request.form.get("schedule", "")
+    try:
+        schedule.set_schedule(
+            text, request.form.get("timezone", "UTC").strip() or "UTC", changed_by=g.editor.email
+        )
+    except InvalidInput as error:
+        flash(error.message, "error")
+    else:
+        flash("The schedule is off." if not text.strip() else "Schedule saved.", "ok")
+    return redirect(url_for("editor.schedule_page"))
