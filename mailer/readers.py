@@ -5,13 +5,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
 from mailer.db import db
 from mailer.errors import NotFound
-from mailer.models import Delivery, Digest, Subscriber, Suppression
+from mailer.models import (
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+    utcnow,
+)
 
 PER_PAGE = 50
 EXPORT_COLUMNS = ["email", "name", "status", "consented_at"]
@@ -120,3 +128,43 @@ def export_rows() -> Iterator[list[str]]:
         query.execution_options(yield_per=2000)
     ):
         yield [email, name or "", status.value, confirmed_at.isoformat() if confirmed_at else ""]
+
+
+def _day(column):
+    """The UTC calendar day of a timestamp, on SQLite and PostgreSQL alike."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def daily_activity(days: int = 90) -> tuple[list[date], list[int], list[int]]:
+    """Days, signups per day and unsubscribes per day, for the last `days` days (UTC)."""
+    today = utcnow().date()
+    span = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+    since = utcnow() - timedelta(days=days)
+
+    def per_day(column) -> dict[str, int]:
+        day = _day(column)  # one expression, so GROUP BY repeats it exactly
+        rows = db.session.execute(select(day, func.count()).where(column >= since).group_by(day))
+        return {str(day): count for day, count in rows}
+
+    signups = per_day(Subscriber.created_at)
+    leaving = per_day(Subscriber.unsubscribed_at)
+    return (
+        span,
+        [signups.get(d.isoformat(), 0) for d in span],
+        [leaving.get(d.isoformat(), 0) for d in span],
+    )
+
+
+def bounced_count() -> int:
+    """Active readers whose address a server refused permanently (5xx) at least once."""
+    return db.session.scalar(
+        select(func.count(func.distinct(Delivery.subscriber_id)))
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(
+            Delivery.status == DeliveryStatus.FAILED,
+            Delivery.gave_up.is_(False),
+            Subscriber.status == SubscriberStatus.ACTIVE,
+        )
+    )

@@ -204,3 +204,40 @@ def test_bad_import_files_are_refused_with_a_clear_message(app, console, content
     assert message in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def test_the_dashboard_charts_signups_and_unsubscribes_per_day(app, console):
+    from datetime import timedelta
+
+    from mailer.readers import daily_activity
+
+    now = utcnow()
+    with app.app_context():
+        for n, age in enumerate([0, 0, 3]):
+            db.session.add(
+                Subscriber(
+                    email=f"c{n}@example.org",
+                    email_key=f"c{n}@example.org",
+                    status=SubscriberStatus.ACTIVE,
+                    created_at=now - timedelta(days=age),
+                )
+            )
+        db.session.add(
+            Subscriber(
+                email="bye@example.org",
+                email_key="bye@example.org",
+                status=SubscriberStatus.UNSUBSCRIBED,
+                created_at=now - timedelta(days=40),
+                unsubscribed_at=now,
+            )
+        )
+        db.session.commit()
+        days, signups, leaving = daily_activity(90)
+    assert len(days) == 90 and days[-1] == now.date()
+    assert signups[-1] == 2 and signups[-4] == 1 and signups[-41] == 1
+    assert leaving[-1] == 1 and sum(leaving) == 1
+    page = console.get("/editor/").get_data(as_text=True)
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in page
+    assert "Signups and unsubscribes per day, last 90 days" in page
+    assert page.count("<polyline") == 2
+    assert now.strftime("%d %b") in page  # the axis ends today

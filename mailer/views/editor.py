@@ -24,6 +24,7 @@ from flask import (
 
 from mailer import (
     articles,
+    charts,
     digests,
     editors,
     jobs,
@@ -103,8 +104,16 @@ def logout():
 @bp.get("/")
 def dashboard():
     recent = digests.recent_digests(10)
+    days, signups, leaving = readers.daily_activity(90)
+    chart = charts.daily_lines_svg(
+        days,
+        {"signups": (signups, "#146c2e"), "unsubscribes": (leaving, "#b3261e")},
+        "Signups and unsubscribes per day, last 90 days",
+    )
     return render_template(
         "editor/dashboard.html",
+        chart=chart,
+        bounced=readers.bounced_count(),
         counts=subscriptions.count_by_status(),
         waiting=articles.waiting_articles(),
         recent=[digests.progress(d.id) for d in recent],
