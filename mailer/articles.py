@@ -186,6 +186,18 @@ def waiting_articles(limit: int | None = None) -> list[Article]:
     return list(db.session.scalars(query))
 
 
+def recently_sent(limit: int = 50) -> list[Article]:
+    """Articles already sent, newest first, each with the digest it went out in."""
+    return list(
+        db.session.scalars(
+            select(Article)
+            .where(Article.digest_id.is_not(None))
+            .order_by(Article.id.desc())
+            .limit(limit)
+        )
+    )
+
+
 def count_waiting() -> int:
     return db.session.scalar(select(func.count()).select_from(Article).where(*UNSENT))
 

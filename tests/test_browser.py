@@ -136,6 +136,21 @@ def test_an_editor_previews_tests_and_sends_a_digest_and_watches_it_go(live, bro
     assert page.locator("text=Browser story").first.is_visible()
     shot(page, "editor-history")
 
+    page.get_by_role("link", name="Articles").click()
+    assert page.get_by_role("link", name=re.compile(r"digest #\d+")).first.is_visible()
+    page.get_by_role("link", name="Readers").click()
+    page.fill("#q", "browser1")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="browser1@example.org").click()
+    assert page.locator("text=digest #").is_visible()  # the reader's history lists the digest
+    shot(page, "editor-reader")
+    page.get_by_role("link", name="Readers").click()
+    shot(page, "editor-readers")
+    page.get_by_role("link", name="Import CSV").click()
+    shot(page, "editor-import")
+    page.get_by_role("link", name="Schedule").click()
+    shot(page, "editor-schedule")
+
 
 def test_a_reader_signs_up_confirms_and_unsubscribes_in_the_browser(live, browser, outbox):
     base, app = live

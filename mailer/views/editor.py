@@ -122,7 +122,11 @@ def dashboard():
 
 @bp.get("/articles")
 def article_list():
-    return render_template("editor/articles.html", waiting=articles.waiting_articles())
+    return render_template(
+        "editor/articles.html",
+        waiting=articles.waiting_articles(),
+        sent=articles.recently_sent(),
+    )
 
 
 @bp.post("/articles")
