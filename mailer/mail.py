@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 import time
 from dataclasses import dataclass
+from email import quoprimime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -122,13 +123,16 @@ class SMTPConnection:
             self._smtp = self._connect()
         return self._smtp
 
-    def send(self, message: EmailMessage, *, envelope_from: str | None = None) -> None:
+    def send(self, message: EmailMessage) -> None:
         """Sends one message to its To address; raises Permanent/TemporaryFailure."""
+        self.send_bytes(str(message["To"]), message.as_bytes(policy=POLICY))
+
+    def send_bytes(self, recipient: str, data: bytes) -> None:
+        """Sends a serialized message (CRLF line ends) to one recipient."""
         smtp = self._ready()
-        sender = envelope_from or parseaddr(self.settings.from_address)[1]
-        recipient = str(message["To"])
+        sender = parseaddr(self.settings.from_address)[1]
         try:
-            smtp.sendmail(sender, [recipient], message.as_bytes(policy=POLICY))
+            smtp.sendmail(sender, [recipient], data)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients[recipient]
             raise _failure(code, reply) from exc
@@ -167,3 +171,73 @@ def smtp_connection() -> SMTPConnection:
     if key not in _connections:
         _connections[key] = SMTPConnection(settings)
     return _connections[key]
+
+
+class PreparedMessage:
+    """A message serialized once, with slots for the per-reader parts.
+
+    Building an EmailMessage per reader costs milliseconds; this costs
+    microseconds: the bodies are quoted-printable-encoded once, around the
+    placeholder, and each reader's link is encoded and spliced in on its own
+    soft-broken line, so the decoded text is exactly what was rendered.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        rendered: RenderedEmail,
+        placeholder: str,
+        headers: dict[str, str],
+    ) -> None:
+        boundary = f"=_mailer_{make_msgid().strip('<>').split('@')[0]}"
+        template = EmailMessage(policy=POLICY)
+        display, sender = parseaddr(settings.from_address)
+        template["From"] = Address(display_name=display, addr_spec=sender)
+        template["Subject"] = rendered.subject
+        template["Date"] = formatdate(localtime=False)
+        template["MIME-Version"] = "1.0"
+        template["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
+        for name, value in headers.items():
+            template[name] = value
+        # The policy folds and RFC 2047-encodes the shared headers once.
+        self.head = template.as_bytes(policy=POLICY).split(b"\r\n\r\n", 1)[0] + b"\r\n"
+        self.parts = [
+            f"--{boundary}\r\n".encode(),
+            *self._part("plain", rendered.text, placeholder),
+            f"--{boundary}\r\n".encode(),
+            *self._part("html", rendered.html, placeholder),
+            f"--{boundary}--\r\n".encode(),
+        ]
+
+    @staticmethod
+    def _qp(text: str) -> bytes:
+        latin = text.replace("\r\n", "\n").encode("utf-8").decode("latin-1")
+        return quoprimime.body_encode(latin, maxlinelen=76, eol="\r\n").encode("latin-1")
+
+    def _part(self, subtype: str, text: str, placeholder: str) -> list[bytes | None]:
+        """The part's encoded segments, with None where the reader's link goes."""
+        header = (
+            f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
+        pieces: list[bytes | None] = [header]
+        segments = text.split(placeholder)
+        for index, segment in enumerate(segments):
+            encoded = self._qp(segment) if segment else b""
+            if index < len(segments) - 1:
+                # A soft line break on each side keeps the link whole on decoding.
+                if encoded and not encoded.endswith(b"\r\n"):
+                    encoded += b"=\r\n"
+                pieces += [encoded, None]
+            else:
+                pieces.append(encoded + (b"" if encoded.endswith(b"\r\n") else b"\r\n"))
+        return pieces
+
+    def render(self, *, headers: dict[str, str], link: str) -> bytes:
+        """The bytes for one reader: their headers (plain ASCII, one line each) and link."""
+        encoded_link = self._qp(link) + b"=\r\n"
+        if any("\r" in v or "\n" in v for v in (link, *headers.values())):
+            raise ValueError("header values and links must be single lines")
+        lines = b"".join(f"{name}: {value}\r\n".encode("ascii") for name, value in headers.items())
+        body = b"".join(encoded_link if part is None else part for part in self.parts)
+        return self.head + lines + b"\r\n" + body

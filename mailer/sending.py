@@ -13,7 +13,6 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 
 import redis
 from flask import current_app
@@ -26,8 +25,10 @@ from mailer.links import external_url
 from mailer.mail import (
     ConnectFailure,
     PermanentFailure,
+    PreparedMessage,
     RenderedEmail,
     TemporaryFailure,
+    ascii_address,
     build_message,
     smtp_connection,
 )
@@ -76,10 +77,23 @@ class Journal:
             self.working = False
 
     def open(self) -> None:
-        self._run(("set", f"{self.prefix}:open", 1, JOURNAL_TTL))
+        sent = f"{self.prefix}:sent"
+        self._run(
+            ("set", f"{self.prefix}:open", 1, JOURNAL_TTL),
+            ("rpush", sent, 0),  # a marker entry, so the list can carry its expiry
+            ("expire", sent, JOURNAL_TTL),
+        )
 
-    def attempting(self, delivery_id: int) -> None:
-        self._run(("set", f"{self.prefix}:inflight", delivery_id, JOURNAL_TTL))
+    def attempting(self, delivery_id: int, *, sent_before: int | None = None) -> None:
+        """Notes the row going on the wire, and the one that went before it: one round trip.
+
+        So the row sent last is recorded only when the next one starts, or at close;
+        a worker dying in between leaves that one row in doubt, never more.
+        """
+        commands: list[tuple] = [("set", f"{self.prefix}:inflight", delivery_id, JOURNAL_TTL)]
+        if sent_before is not None:
+            commands.insert(0, ("rpush", f"{self.prefix}:sent", sent_before))
+        self._run(*commands)
 
     def sent(self, delivery_id: int) -> None:
         key = f"{self.prefix}:sent"
@@ -109,16 +123,22 @@ class Recipient:
 
 
 class DigestMessages:
-    """Builds each reader's message from the digest rendered once."""
+    """Each reader's message, spliced from the digest serialized once per batch."""
 
     def __init__(self, settings: Settings, digest: Digest) -> None:
         self.settings = settings
         self.digest_id = digest.id
         self.stamp = int(digest.created_at.timestamp())
-        self.subject = digest.subject
-        self.text = digest.text_body
-        self.html = digest.html_body
-        self.list_id = f"{settings.list_name} <{settings.list_id}>"
+        self.prepared = PreparedMessage(
+            settings,
+            RenderedEmail(digest.subject, digest.text_body, digest.html_body),
+            digests.UNSUBSCRIBE_PLACEHOLDER,
+            {
+                "List-Id": f"{settings.list_name} <{settings.list_id}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "Precedence": "bulk",
+            },
+        )
 
     def message_id(self, delivery_id: int) -> str:
         # Derived from the delivery row, so it need not be stored to match bounces.
@@ -126,26 +146,17 @@ class DigestMessages:
             f"<digest.{self.digest_id}.{delivery_id}.{self.stamp}@{self.settings.sending_domain}>"
         )
 
-    def build(self, recipient: Recipient) -> EmailMessage:
+    def build(self, recipient: Recipient) -> bytes:
         token = make_unsubscribe_token(recipient.subscriber_id)
         url = external_url("public.unsubscribe", token=token)
         mailto = f"mailto:{self.settings.unsubscribe_mailbox}?subject=unsubscribe%20{token}"
-        rendered = RenderedEmail(
-            subject=self.subject,
-            text=self.text.replace(digests.UNSUBSCRIBE_PLACEHOLDER, url),
-            html=self.html.replace(digests.UNSUBSCRIBE_PLACEHOLDER, url),
-        )
-        return build_message(
-            self.settings,
-            to=recipient.email,
-            rendered=rendered,
-            message_id=self.message_id(recipient.delivery_id),
+        return self.prepared.render(
             headers={
-                "List-Id": self.list_id,
+                "To": ascii_address(recipient.email),
+                "Message-ID": self.message_id(recipient.delivery_id),
                 "List-Unsubscribe": f"<{url}>, <{mailto}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                "Precedence": "bulk",
             },
+            link=url,
         )
 
 
@@ -372,13 +383,15 @@ def _send_all(
     settings: Settings,
 ) -> None:
     connection = smtp_connection()
+    unrecorded: int | None = None  # sent, not yet in the journal
     for index, recipient in enumerate(recipients):
         if settings.send_rate_per_second:
             _wait_for_rate_slot(redis_client(), settings.send_rate_per_second)
-        message = messages.build(recipient)
-        journal.attempting(recipient.delivery_id)
+        data = messages.build(recipient)
+        journal.attempting(recipient.delivery_id, sent_before=unrecorded)
+        unrecorded = None
         try:
-            connection.send(message)
+            connection.send_bytes(ascii_address(recipient.email), data)
         except ConnectFailure:
             # The relay is unreachable: nothing below was attempted, so it stays owed.
             ledger.released.extend(r.delivery_id for r in recipients[index:])
@@ -391,7 +404,7 @@ def _send_all(
             ledger.record_temporary(recipient, exc.reply)
         else:
             ledger.sent.append(recipient.delivery_id)
-            journal.sent(recipient.delivery_id)
+            unrecorded = recipient.delivery_id
         if ledger.due():
             ledger.flush()
             halt = _halt_status(messages.digest_id)
@@ -399,6 +412,8 @@ def _send_all(
                 ledger.halted.extend(r.delivery_id for r in recipients[index + 1 :])
                 ledger.halt_status = halt
                 break
+    if unrecorded is not None:
+        journal.sent(unrecorded)
 
 
 def _retry_in(digest_id: int) -> float | None:

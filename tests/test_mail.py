@@ -1,0 +1,65 @@
+"""Messages serialized once and spliced per reader decode to exactly what was rendered."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+
+import pytest
+
+from mailer.config import load_settings
+from mailer.mail import PreparedMessage, RenderedEmail
+
+SETTINGS = load_settings(
+    environ={
+        "MAILER_SECRET_KEY": "a-long-enough-secret-key",
+        "MAILER_FROM": "Nachrichten <n@example.org>",
+    }
+)
+SLOT = "__SLOT__"
+LINK = "https://news.example.org/unsubscribe/" + "Mw.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_" * 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Hello\n\nUnsubscribe: {SLOT}\n",
+        f"{SLOT} at the very start, and at the end: {SLOT}",
+        "“Turkey” — Çavuşoğlu, Erdoğan " * 40 + f'<a href="{SLOT}">unsubscribe</a>' + " é" * 100,
+        "a line that is exactly long " * 10 + SLOT + "trailing spaces   \nnext line\n",
+        "no slot at all, only ünïcode and = signs = = =\n",
+    ],
+)
+def test_the_spliced_message_decodes_to_the_rendered_text(text):
+    prepared = PreparedMessage(
+        SETTINGS,
+        RenderedEmail("“Turkey” — Çavuşoğlu, Erdoğan", text, f"<p>{text}</p>"),
+        SLOT,
+        {"List-Id": "Nachrichten <list.example.org>"},
+    )
+    data = prepared.render(
+        headers={
+            "To": "reader@example.org",
+            "Message-ID": "<1@example.org>",
+            "List-Unsubscribe": f"<{LINK}>",
+        },
+        link=LINK,
+    )
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    message = message_from_bytes(data, policy=policy.default)
+    assert str(message["Subject"]) == "“Turkey” — Çavuşoğlu, Erdoğan"
+    assert message["To"] == "reader@example.org"
+    assert message["List-Unsubscribe"] == f"<{LINK}>"
+    assert message.get_content_type() == "multipart/alternative"
+    # MIME text has CRLF line ends; compare the text itself.
+    plain = message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    html = message.get_body(preferencelist=("html",)).get_content().replace("\r\n", "\n")
+    expected = text.replace(SLOT, LINK)
+    assert plain.rstrip("\n") == expected.rstrip("\n")
+    assert html.rstrip("\n") == f"<p>{expected}</p>".rstrip("\n")
+
+
+def test_a_header_with_a_line_break_is_refused():
+    prepared = PreparedMessage(SETTINGS, RenderedEmail("s", "t", "h"), SLOT, {})
+    with pytest.raises(ValueError, match="single lines"):
+        prepared.render(headers={"To": "a@example.org\r\nBcc: x@example.org"}, link=LINK)
