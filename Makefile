@@ -14,7 +14,7 @@ ifndef MAILER_SMTP_HOST
 PROCESSES += mail
 endif
 
-.PHONY: install run test lint fmt redis-server chromium clean
+.PHONY: install run test bench lint fmt redis-server chromium clean
 
 install: $(STAMP)
 
@@ -74,6 +74,10 @@ run: install redis-server .env
 test: install redis-server chromium
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# Benchmarks (not part of `make test`): see docs/benchmarks.md.
+bench: install redis-server
+	$(BIN)/python -m bench.run
 
 lint: install
 	$(BIN)/ruff check .

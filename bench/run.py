@@ -1,0 +1,87 @@
+"""`make bench`: send throughput, first mail, materialization and memory, as ratios.
+
+python -m bench.run                 # 10,000 and 100,000 readers, 2 workers
+python -m bench.run --readers 1000 --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from bench.send import mailer_send, raw_baseline, sample_message, seed
+from bench.services import Services, ensure_tools
+
+RESULTS = Path(__file__).resolve().parent / "results.jsonl"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--readers", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="small run, Python sink, no record")
+    args = parser.parse_args()
+    if not args.smoke:
+        ensure_tools()
+    services = Services(sink="python" if args.smoke else "smtp-sink")
+    rows = []
+    try:
+        for readers in args.readers:
+            services.reset_database()
+            seed(services, readers)
+            data = sample_message(services)
+            raw = raw_baseline(services.smtp_port, data, args.workers, min(readers, 20_000))
+            result = mailer_send(services, readers, args.workers)
+            rows.append((result, raw, len(data)))
+    finally:
+        services.close()
+
+    print()
+    print(
+        f"{'readers':>8} {'raw msg/s':>10} {'mailer msg/s':>13} {'ratio':>6} "
+        f"{'materialize s':>14} {'first mail s':>13} {'total s':>8} {'msg KB':>7} "
+        "worker peak RSS MB"
+    )
+    for result, raw, size in rows:
+        print(
+            f"{result.readers:>8} {raw:>10.0f} {result.messages_per_second:>13.0f} "
+            f"{result.messages_per_second / raw:>6.2f} {result.materialize_seconds:>14.2f} "
+            f"{result.first_mail_seconds:>13.2f} {result.total_seconds:>8.1f} "
+            f"{size / 1024:>7.1f} {result.worker_rss_mb}"
+        )
+    if args.smoke:
+        return
+    record = {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "database": services.database_url.split(":", 1)[0],
+        },
+        "workers": args.workers,
+        "send": [
+            {
+                "readers": r.readers,
+                "raw_messages_per_second": round(raw),
+                "mailer_messages_per_second": round(r.messages_per_second),
+                "ratio": round(r.messages_per_second / raw, 3),
+                "materialize_seconds": round(r.materialize_seconds, 3),
+                "first_mail_seconds": round(r.first_mail_seconds, 3),
+                "total_seconds": round(r.total_seconds, 2),
+                "message_bytes": size,
+                "html_bytes": r.html_bytes,
+                "worker_peak_rss_mb": r.worker_rss_mb,
+            }
+            for r, raw, size in rows
+        ],
+    }
+    with RESULTS.open("a") as out:
+        out.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()

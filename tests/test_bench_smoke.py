@@ -1,0 +1,28 @@
+"""The benchmark's code path on 1,000 readers, so it cannot rot. No target is asserted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_the_send_benchmark_runs_end_to_end(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--readers", "1000", "--smoke"],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "MAILER_BENCH_DATABASE_URL": f"sqlite:///{tmp_path / 'bench.db'}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = result.stdout.strip().splitlines()
+    assert table[-2].split()[:4] == ["readers", "raw", "msg/s", "mailer"]
+    readers, raw, mailer, ratio = table[-1].split()[:4]
+    assert readers == "1000" and float(raw) > 0 and float(mailer) > 0 and float(ratio) > 0
