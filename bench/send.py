@@ -29,7 +29,7 @@ SUMMARY = (
 ) * 8
 
 
-def _raw_sender(port: int, data: bytes, count: int, start: multiprocessing.Event) -> None:
+def _raw_sender(port: int, data: bytes, count: int, start) -> None:
     smtp = smtplib.SMTP("127.0.0.1", port)
     start.wait()
     for n in range(count):
@@ -39,9 +39,12 @@ def _raw_sender(port: int, data: bytes, count: int, start: multiprocessing.Event
 
 def raw_baseline(port: int, data: bytes, processes: int, messages: int) -> float:
     """Messages per second of plain smtplib with pre-built bytes: the wire's limit here."""
-    start = multiprocessing.Event()
+    # Spawned, not forked: a forked child would inherit (and hang on) the
+    # parent's broker connections.
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Event()
     workers = [
-        multiprocessing.Process(target=_raw_sender, args=(port, data, messages // processes, start))
+        spawn.Process(target=_raw_sender, args=(port, data, messages // processes, start))
         for _ in range(processes)
     ]
     for w in workers:

@@ -62,8 +62,51 @@ class Journal:
         self.client = client
         self.prefix = f"mailer:claim:{claim_id}"
         self.working = True
+        self._connection: redis.Connection | None = None  # for the streamed writes
+        self._unread = 0  # replies of streamed writes not read yet
+
+    def _stream(self, *commands: tuple) -> None:
+        """Writes commands without waiting for their replies; they are read before the next.
+
+        Once written they reach Redis even if this process dies at once, which is
+        all a write-ahead needs; waiting for each reply cost a round trip per message.
+        """
+        if not self.working:
+            return
+        try:
+            if self._connection is None:
+                self._connection = self.client.connection_pool.get_connection()
+            for _ in range(self._unread):
+                self._connection.read_response()
+            self._connection.send_packed_command(self._connection.pack_commands(commands))
+            self._unread = len(commands)
+        except redis.RedisError as exc:
+            self._fail(exc)
+
+    def settle(self) -> None:
+        """Reads what the streamed writes answered and gives their connection back."""
+        if self._connection is None:
+            return
+        try:
+            for _ in range(self._unread):
+                self._connection.read_response()
+        except redis.RedisError as exc:
+            self._fail(exc)
+            return
+        self.client.connection_pool.release(self._connection)
+        self._connection, self._unread = None, 0
+
+    def _fail(self, exc: Exception) -> None:
+        # Sending goes on; should this worker die now, its rows are reported unknown.
+        log.warning("send journal unavailable (%s); continuing without it", exc)
+        self.working = False
+        if self._connection is not None:
+            self._connection.disconnect()
+            self.client.connection_pool.release(self._connection)
+            self._connection, self._unread = None, 0
 
     def _run(self, *commands: tuple) -> None:
+        self.settle()  # streamed writes first, so the journal stays in order
         if not self.working:
             return
         try:
@@ -72,9 +115,7 @@ class Journal:
                 getattr(pipe, name)(*args)
             pipe.execute()
         except redis.RedisError as exc:
-            # Sending goes on; should this worker die now, its rows are reported unknown.
-            log.warning("send journal unavailable (%s); continuing without it", exc)
-            self.working = False
+            self._fail(exc)
 
     def open(self) -> None:
         sent = f"{self.prefix}:sent"
@@ -90,10 +131,10 @@ class Journal:
         So the row sent last is recorded only when the next one starts, or at close;
         a worker dying in between leaves that one row in doubt, never more.
         """
-        commands: list[tuple] = [("set", f"{self.prefix}:inflight", delivery_id, JOURNAL_TTL)]
+        commands: list[tuple] = [("SET", f"{self.prefix}:inflight", delivery_id, "EX", JOURNAL_TTL)]
         if sent_before is not None:
-            commands.insert(0, ("rpush", f"{self.prefix}:sent", sent_before))
-        self._run(*commands)
+            commands.insert(0, ("RPUSH", f"{self.prefix}:sent", sent_before))
+        self._stream(*commands)
 
     def sent(self, delivery_id: int) -> None:
         key = f"{self.prefix}:sent"
@@ -366,7 +407,10 @@ def send_batch(digest_id: int) -> BatchResult:
         digest = db.session.get(Digest, digest_id)
         messages = DigestMessages(settings, digest)
         db.session.rollback()  # end the read before sending; nothing is held open
-        _send_all(recipients, messages, journal, ledger, settings)
+        try:
+            _send_all(recipients, messages, journal, ledger, settings)
+        finally:
+            journal.settle()
     ledger.flush(finished=True)
     journal.discard()
     retry_in = _retry_in(digest_id)
