@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.send import mailer_send, raw_baseline, sample_message, seed
 from bench.services import Services, ensure_tools
+from bench.signup import signup_benchmark
 
 RESULTS = Path(__file__).resolve().parent / "results.jsonl"
 
@@ -24,6 +25,7 @@ def main() -> None:
     parser.add_argument("--readers", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="small run, Python sink, no record")
+    parser.add_argument("--signup-seconds", type=int, default=10, help="0 skips the signup run")
     args = parser.parse_args()
     if not args.smoke:
         ensure_tools()
@@ -37,6 +39,9 @@ def main() -> None:
             raw = raw_baseline(services.smtp_port, data, args.workers, min(readers, 20_000))
             result = mailer_send(services, readers, args.workers)
             rows.append((result, raw, len(data)))
+        signup = None
+        if args.signup_seconds and not args.smoke:
+            signup = signup_benchmark(services, args.signup_seconds)
     finally:
         services.close()
 
@@ -53,6 +58,13 @@ def main() -> None:
             f"{result.first_mail_seconds:>13.2f} {result.total_seconds:>8.1f} "
             f"{size / 1024:>7.1f} {result.worker_rss_mb}"
         )
+    if signup:
+        mailer, trivial = signup
+        print()
+        print(f"{'signup':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+        for name, r in (("mailer", mailer), ("trivial", trivial)):
+            print(f"{name:>8} {r.requests_per_second:>8.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f}")
+        print(f"{'ratio':>8} {mailer.requests_per_second / trivial.requests_per_second:>8.2f}")
     if args.smoke:
         return
     record = {
@@ -79,6 +91,16 @@ def main() -> None:
             for r, raw, size in rows
         ],
     }
+    if signup:
+        mailer, trivial = signup
+        record["signup"] = {
+            "mailer_requests_per_second": mailer.requests_per_second,
+            "trivial_requests_per_second": trivial.requests_per_second,
+            "ratio": round(mailer.requests_per_second / trivial.requests_per_second, 3),
+            "mailer_p50_ms": mailer.p50_ms,
+            "mailer_p99_ms": mailer.p99_ms,
+            "trivial_p99_ms": trivial.p99_ms,
+        }
     with RESULTS.open("a") as out:
         out.write(json.dumps(record) + "\n")
 
