@@ -18,6 +18,7 @@ from bench.services import Services, ensure_tools
 from bench.signup import signup_benchmark
 
 RESULTS = Path(__file__).resolve().parent / "results.jsonl"
+SCALING_READERS = 20_000
 
 
 def main() -> None:
@@ -26,6 +27,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="small run, Python sink, no record")
     parser.add_argument("--signup-seconds", type=int, default=10, help="0 skips the signup run")
+    parser.add_argument(
+        "--scaling",
+        type=int,
+        nargs="*",
+        default=[1, 2, 4],
+        help="worker processes for the scaling curve (20,000 readers each); none to skip",
+    )
     args = parser.parse_args()
     if not args.smoke:
         ensure_tools()
@@ -39,6 +47,14 @@ def main() -> None:
             raw = raw_baseline(services.smtp_port, data, args.workers, min(readers, 20_000))
             result = mailer_send(services, readers, args.workers)
             rows.append((result, raw, len(data)))
+        scaling = []
+        for workers in [] if args.smoke else args.scaling:
+            services.reset_database()
+            seed(services, SCALING_READERS)
+            data = sample_message(services)
+            raw = raw_baseline(services.smtp_port, data, workers, SCALING_READERS)
+            result = mailer_send(services, SCALING_READERS, workers)
+            scaling.append((workers, result.messages_per_second, raw))
         signup = None
         if args.signup_seconds and not args.smoke:
             signup = signup_benchmark(services, args.signup_seconds)
@@ -58,6 +74,11 @@ def main() -> None:
             f"{result.first_mail_seconds:>13.2f} {result.total_seconds:>8.1f} "
             f"{size / 1024:>7.1f} {result.worker_rss_mb}"
         )
+    if scaling:
+        print()
+        print(f"{'workers':>8} {'raw msg/s':>10} {'mailer msg/s':>13} {'ratio':>6}")
+        for workers, mailer_rate, raw in scaling:
+            print(f"{workers:>8} {raw:>10.0f} {mailer_rate:>13.0f} {mailer_rate / raw:>6.2f}")
     if signup:
         mailer, trivial = signup
         print()
@@ -91,6 +112,14 @@ def main() -> None:
             for r, raw, size in rows
         ],
     }
+    record["scaling"] = [
+        {
+            "workers": w,
+            "raw_messages_per_second": round(raw),
+            "mailer_messages_per_second": round(m),
+        }
+        for w, m, raw in scaling
+    ]
     if signup:
         mailer, trivial = signup
         record["signup"] = {
