@@ -60,3 +60,33 @@ def signup(client, email: str, name: str = "", **extra: str):
 
 def csrf_token(client, path: str = "/subscribe") -> str:
     return hidden_fields(client.get(path).get_data(as_text=True))["csrf_token"]
+
+
+def add_readers(app, prefix: str, count: int, status=None) -> list[str]:
+    """`count` readers (active unless told otherwise), inserted in one statement."""
+    from sqlalchemy import insert
+
+    from mailer.db import db
+    from mailer.models import Subscriber, SubscriberStatus
+
+    emails = [f"{prefix}{n}@example.org" for n in range(count)]
+    with app.app_context():
+        db.session.execute(
+            insert(Subscriber),
+            [
+                {"email": e, "email_key": e, "status": status or SubscriberStatus.ACTIVE}
+                for e in emails
+            ],
+        )
+        db.session.commit()
+    return emails
+
+
+def add_article(app, title: str, url: str, **fields: object) -> None:
+    """An article already taken in from the queue, waiting for the next digest."""
+    from mailer.db import db
+    from mailer.models import Article, utcnow
+
+    with app.app_context():
+        db.session.add(Article(title=title, url=url, source="test", ready_at=utcnow(), **fields))
+        db.session.commit()

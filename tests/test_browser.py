@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from mailer import create_app
@@ -20,7 +20,7 @@ from mailer.db import db
 from mailer.editors import create_editor
 from mailer.models import Article, Subscriber, SubscriberStatus, utcnow
 from tests.conftest import Worker, free_port
-from tests.helpers import text_body
+from tests.helpers import add_article, add_readers, text_body
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -78,23 +78,15 @@ def shot(page, name: str) -> None:
 
 def test_an_editor_previews_tests_and_sends_a_digest_and_watches_it_go(live, browser, outbox):
     base, app = live
-    readers = [f"browser{n}@example.org" for n in range(30)]
     with app.app_context():
         create_editor("desk@example.org", PASSWORD)
-        db.session.execute(
-            insert(Subscriber),
-            [{"email": e, "email_key": e, "status": SubscriberStatus.ACTIVE} for e in readers],
-        )
-        db.session.add(
-            Article(
-                title="Browser story — “quoted”",
-                url="https://news.example.org/b",
-                source="test",
-                summary="Seen in a real browser.",
-                ready_at=utcnow(),
-            )
-        )
-        db.session.commit()
+    readers = add_readers(app, "browser", 30)
+    add_article(
+        app,
+        "Browser story — “quoted”",
+        "https://news.example.org/b",
+        summary="Seen in a real browser.",
+    )
 
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto(base + "/editor/")

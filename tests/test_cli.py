@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from mailer import sending
 from mailer.api_tokens import authenticate
 from mailer.db import db
 from mailer.models import Article, Digest, Subscriber, SubscriberStatus, utcnow
-from tests.helpers import wait_until
+from tests.helpers import add_article, add_readers, wait_until
 
 
 def test_create_api_token_prints_the_token_alone_on_its_last_line(app):
@@ -60,18 +60,9 @@ def test_the_global_send_rate_is_respected_across_batches(
     from mailer import digests
 
     settings_override(send_rate_per_second=15, send_batch_size=10)
-    emails = [f"rate{n}@example.org" for n in range(40)]
+    add_readers(app, "rate", 40)
+    add_article(app, "Rate", "https://news.example.org/rate")
     with app.app_context():
-        db.session.execute(
-            insert(Subscriber),
-            [{"email": e, "email_key": e, "status": SubscriberStatus.ACTIVE} for e in emails],
-        )
-        db.session.add(
-            Article(
-                title="Rate", url="https://news.example.org/rate", source="test", ready_at=utcnow()
-            )
-        )
-        db.session.commit()
         monkeypatch.setattr(digests, "enqueue_batches", lambda digest_id, rows: None)
         digest_id = digests.create_digest(trigger="test")
         # This process sends every batch itself (a stale connection may cost a retry).

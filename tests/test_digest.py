@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from mailer.api_tokens import create_api_token, revoke_api_token
 from mailer.db import db
@@ -17,7 +17,7 @@ from mailer.models import (
     Subscriber,
     SubscriberStatus,
 )
-from tests.helpers import html_body, text_body, wait_until
+from tests.helpers import add_readers, html_body, text_body, wait_until
 
 
 @pytest.fixture
@@ -28,17 +28,6 @@ def token(app) -> str:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def add_readers(app, prefix: str, count: int, status: SubscriberStatus) -> list[str]:
-    emails = [f"{prefix}{n}@example.org" for n in range(count)]
-    with app.app_context():
-        db.session.execute(
-            insert(Subscriber),
-            [{"email": e, "email_key": e, "status": status} for e in emails],
-        )
-        db.session.commit()
-    return emails
 
 
 def post_article(client, token: str, **fields):

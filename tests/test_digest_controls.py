@@ -4,41 +4,27 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from mailer import digests
 from mailer.db import db
 from mailer.models import (
-    Article,
     Delivery,
     DeliveryStatus,
     SendClaim,
     Subscriber,
     SubscriberStatus,
-    utcnow,
 )
 from mailer.reconciler import reconcile
-from tests.helpers import wait_until
+from tests.helpers import add_article, add_readers, wait_until
 
 READERS = 150
 
 
 def start(app, readers: int = READERS) -> tuple[int, list[str]]:
-    emails = [f"ctl{n}@example.org" for n in range(readers)]
+    emails = add_readers(app, "ctl", readers)
+    add_article(app, "Controls", "https://news.example.org/ctl")
     with app.app_context():
-        db.session.execute(
-            insert(Subscriber),
-            [{"email": e, "email_key": e, "status": SubscriberStatus.ACTIVE} for e in emails],
-        )
-        db.session.add(
-            Article(
-                title="Controls",
-                url="https://news.example.org/ctl",
-                source="test",
-                ready_at=utcnow(),
-            )
-        )
-        db.session.commit()
         return digests.create_digest(trigger="test"), emails
 
 

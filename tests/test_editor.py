@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from mailer.db import db
 from mailer.editors import create_editor
-from mailer.models import Article, Delivery, Digest, Subscriber, SubscriberStatus, utcnow
-from tests.helpers import hidden_fields, wait_until
+from mailer.models import Article, Delivery, Digest
+from tests.helpers import add_article, add_readers, hidden_fields, wait_until
 
 PASSWORD = "correct horse battery"
 
@@ -113,22 +113,10 @@ def test_adding_and_removing_articles_by_hand(app, console):
 
 
 def add_readers_and_article(app, readers: int) -> None:
-    emails = [f"console{n}@example.org" for n in range(readers)]
-    with app.app_context():
-        db.session.execute(
-            insert(Subscriber),
-            [{"email": e, "email_key": e, "status": SubscriberStatus.ACTIVE} for e in emails],
-        )
-        db.session.add(
-            Article(
-                title="Console story",
-                url="https://news.example.org/c",
-                source="test",
-                summary="What the console shows.",
-                ready_at=utcnow(),
-            )
-        )
-        db.session.commit()
+    add_readers(app, "console", readers)
+    add_article(
+        app, "Console story", "https://news.example.org/c", summary="What the console shows."
+    )
 
 
 def test_preview_and_test_send_touch_no_reader(app, console, worker, outbox):

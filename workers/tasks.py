@@ -16,18 +16,17 @@ from mailer import (
 )
 from mailer.mail import TemporaryFailure
 
-# Backoff stays far below the broker's visibility timeout (jobs.VISIBILITY_TIMEOUT).
-RETRY_BACKOFF_MAX = 600
+# One mail to one address: 4xx and lost connections retry with backoff and jitter,
+# which stays far below the broker's visibility timeout (jobs.VISIBILITY_TIMEOUT).
+RETRY_ON_TEMPORARY_FAILURE = {
+    "autoretry_for": (TemporaryFailure,),
+    "retry_backoff": 5,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+}
 
 
-@shared_task(
-    name=jobs.SEND_CONFIRMATION,
-    autoretry_for=(TemporaryFailure,),
-    retry_backoff=5,
-    retry_backoff_max=RETRY_BACKOFF_MAX,
-    retry_jitter=True,
-    max_retries=8,
-)
+@shared_task(name=jobs.SEND_CONFIRMATION, max_retries=8, **RETRY_ON_TEMPORARY_FAILURE)
 def send_confirmation(subscriber_id: int) -> str:
     return subscriptions.send_confirmation(subscriber_id)
 
@@ -60,14 +59,7 @@ def poll_feeds() -> dict[str, int | str]:
     return feeds.poll_feeds()
 
 
-@shared_task(
-    name=jobs.SEND_TEST,
-    autoretry_for=(TemporaryFailure,),
-    retry_backoff=5,
-    retry_backoff_max=RETRY_BACKOFF_MAX,
-    retry_jitter=True,
-    max_retries=3,
-)
+@shared_task(name=jobs.SEND_TEST, max_retries=3, **RETRY_ON_TEMPORARY_FAILURE)
 def send_test(address: str, requested_by: str) -> bool:
     return sending.send_test(address, requested_by)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, render_template
 
 from mailer.devmail import list_messages, read_message
+from mailer.views import framed_html
 
 bp = Blueprint("devmail", __name__, url_prefix="/dev/mail")
 NAME = re.compile(r"[0-9]+-[0-9a-f]{8}\.eml")
@@ -48,14 +49,7 @@ def show_html(name: str):
     html = read_message(_message_path(name)).get_body(preferencelist=("html",))
     if html is None:
         abort(404)
-    response = Response(html.get_content(), mimetype="text/html")
-    # Shown in an iframe on our own page; the mail's HTML may not run scripts.
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data: http: https:; "
-        "frame-ancestors 'self'"
-    )
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    return response
+    return framed_html(html.get_content())
 
 
 @bp.get("/<name>/raw")

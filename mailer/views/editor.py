@@ -36,6 +36,7 @@ from mailer import (
 from mailer.errors import InvalidInput, UserError
 from mailer.extensions import limiter
 from mailer.models import SubscriberStatus
+from mailer.views import framed_html
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
@@ -168,14 +169,7 @@ def preview_html():
     preview = digests.preview()
     if preview is None:
         abort(404)
-    response = Response(preview[2].replace(digests.UNSUBSCRIBE_PLACEHOLDER, "#"))
-    # Shown inside the console's own iframe.
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
-        "frame-ancestors 'self'"
-    )
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    return response
+    return framed_html(preview[2].replace(digests.UNSUBSCRIBE_PLACEHOLDER, "#"))
 
 
 @bp.post("/digest/test")
