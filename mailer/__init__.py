@@ -44,7 +44,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 2},
         # Redis down must not stop a reader from signing up.
         RATELIMIT_SWALLOW_ERRORS=True,
-        RATELIMIT_HEADERS_ENABLED=True,
+        # X-RateLimit-* headers on every answer cost a second Redis round trip per limit;
+        # a refused request still gets Retry-After (errors.py).
+        RATELIMIT_HEADERS_ENABLED=False,
     )
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -83,9 +84,7 @@ def register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         message = HTTP_MESSAGES.get(status, error.description or "")
         response = error_response(status, error.name, message)
-        if status == 429 and error.response is not None:
-            # Keep Flask-Limiter's Retry-After header.
-            for name in ("Retry-After",):
-                if name in error.response.headers:
-                    response.headers[name] = error.response.headers[name]
+        if isinstance(error, RateLimitExceeded):
+            # The longest the reader may have to wait: the limit's whole window.
+            response.headers["Retry-After"] = str(error.limit.limit.get_expiry())
         return response

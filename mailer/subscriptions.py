@@ -11,7 +11,7 @@ from enum import StrEnum
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from mailer import jobs
 from mailer.db import db
@@ -82,32 +82,39 @@ def request_subscription(address: Address, name: str | None, *, source: str) -> 
     """
     consent_text = current_app.config["MAILER"].consent_text
     session = db.session
-    try:
-        with db.transaction():
+    with db.transaction():
+        # A new address is one statement; an existing one is left alone by the insert.
+        subscriber_id = session.scalar(
+            _insert_new(session)
+            .values(
+                email=address.email,
+                email_key=address.key,
+                name=name,
+                status=SubscriberStatus.PENDING,
+                created_at=utcnow(),
+                consent_source=source,
+                consent_text=consent_text,
+                confirmation_requested_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["email_key"])
+            .returning(Subscriber.id)
+        )
+        owed = subscriber_id is not None
+        if not owed:
             subscriber = session.scalar(
                 select(Subscriber).where(Subscriber.email_key == address.key)
             )
-            if subscriber is None:
-                subscriber = Subscriber(
-                    email=address.email,
-                    email_key=address.key,
-                    name=name,
-                    status=SubscriberStatus.PENDING,
-                    consent_source=source,
-                    consent_text=consent_text,
-                    confirmation_requested_at=utcnow(),
-                )
-                session.add(subscriber)
-                session.flush()
-                owed = True
-            else:
-                owed = _request_confirmation_again(subscriber, name, source, consent_text)
             subscriber_id = subscriber.id
-    except IntegrityError:
-        # Another request inserted the same address a moment ago; it owns the mail.
-        return
+            owed = _request_confirmation_again(subscriber, name, source, consent_text)
     if owed:
         jobs.enqueue(jobs.SEND_CONFIRMATION, subscriber_id)
+
+
+def _insert_new(session):
+    """INSERT ... ON CONFLICT for the database in use (SQLite and PostgreSQL both have it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(Subscriber)
+    return sqlite.insert(Subscriber)
 
 
 def _request_confirmation_again(
