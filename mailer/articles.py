@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import nh3
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer import article_queue
@@ -196,10 +196,6 @@ def recently_sent(limit: int = 50) -> list[Article]:
             .limit(limit)
         )
     )
-
-
-def count_waiting() -> int:
-    return db.session.scalar(select(func.count()).select_from(Article).where(*UNSENT))
 
 
 def remove_article(article_id: int) -> bool:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
+from functools import cached_property
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +38,14 @@ def _float(name: str, raw: str) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+
+def _str(_name: str, raw: str) -> str:
+    return raw
+
+
+def _words(_name: str, raw: str) -> tuple[str, ...]:
+    return tuple(raw.replace(",", " ").split())
 
 
 def normalize_database_url(url: str) -> str:
@@ -92,61 +102,55 @@ class Settings:
     def development(self) -> bool:
         return self.env == "development"
 
-    @property
+    @cached_property
     def unsubscribe_mailbox(self) -> str:
         """The mailto: fallback of List-Unsubscribe."""
         return self.unsubscribe_mailto or f"unsubscribe@{self.sending_domain}"
 
-    @property
+    @cached_property
     def sending_domain(self) -> str:
         """The domain of MAILER_FROM, used for Message-IDs."""
         return parseaddr(self.from_address)[1].rpartition("@")[2] or "localhost"
 
 
 # Environment variable -> (field, parser). The variable names are the outside contract.
-_VARIABLES: dict[str, tuple[str, object]] = {
-    "MAILER_ENV": ("env", str),
-    "MAILER_DATABASE_URL": ("database_url", normalize_database_url),
-    "MAILER_REDIS_URL": ("redis_url", str),
-    "MAILER_SMTP_HOST": ("smtp_host", str),
+_VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "MAILER_ENV": ("env", _str),
+    "MAILER_DATABASE_URL": ("database_url", lambda _name, raw: normalize_database_url(raw)),
+    "MAILER_REDIS_URL": ("redis_url", _str),
+    "MAILER_SMTP_HOST": ("smtp_host", _str),
     "MAILER_SMTP_PORT": ("smtp_port", _int),
-    "MAILER_SMTP_USERNAME": ("smtp_username", str),
-    "MAILER_SMTP_PASSWORD": ("smtp_password", str),
+    "MAILER_SMTP_USERNAME": ("smtp_username", _str),
+    "MAILER_SMTP_PASSWORD": ("smtp_password", _str),
     "MAILER_SMTP_STARTTLS": ("smtp_starttls", _bool),
     "MAILER_SMTP_TIMEOUT": ("smtp_timeout", _int),
-    "MAILER_BASE_URL": ("base_url", str),
-    "MAILER_FROM": ("from_address", str),
-    "MAILER_LIST_ID": ("list_id", str),
-    "MAILER_LIST_NAME": ("list_name", str),
+    "MAILER_BASE_URL": ("base_url", _str),
+    "MAILER_FROM": ("from_address", _str),
+    "MAILER_LIST_ID": ("list_id", _str),
+    "MAILER_LIST_NAME": ("list_name", _str),
     "MAILER_CONFIRM_MAX_AGE_DAYS": ("confirm_max_age_days", _int),
     "MAILER_CHECK_DELIVERABILITY": ("check_deliverability", _bool),
     "MAILER_SIGNUP_MIN_SECONDS": ("signup_min_seconds", _int),
-    "MAILER_SIGNUP_RATE_LIMIT_IP": ("signup_rate_limit_ip", str),
-    "MAILER_SIGNUP_RATE_LIMIT_ADDRESS": ("signup_rate_limit_address", str),
-    "MAILER_CONSENT_TEXT": ("consent_text", str),
-    "MAILER_MAIL_DIRECTORY": ("mail_directory", str),
+    "MAILER_SIGNUP_RATE_LIMIT_IP": ("signup_rate_limit_ip", _str),
+    "MAILER_SIGNUP_RATE_LIMIT_ADDRESS": ("signup_rate_limit_address", _str),
+    "MAILER_CONSENT_TEXT": ("consent_text", _str),
+    "MAILER_MAIL_DIRECTORY": ("mail_directory", _str),
     "MAILER_PROXY_HOPS": ("proxy_hops", _int),
     "MAILER_MAX_REQUEST_BYTES": ("max_request_bytes", _int),
-    "MAILER_UNSUBSCRIBE_MAILTO": ("unsubscribe_mailto", str),
+    "MAILER_UNSUBSCRIBE_MAILTO": ("unsubscribe_mailto", _str),
     "MAILER_DIGEST_MAX_ARTICLES": ("digest_max_articles", _int),
     "MAILER_SEND_BATCH_SIZE": ("send_batch_size", _int),
     "MAILER_SEND_MAX_ATTEMPTS": ("send_max_attempts", _int),
     "MAILER_SEND_RETRY_BASE_SECONDS": ("send_retry_base_seconds", _float),
     "MAILER_SEND_RATE_PER_SECOND": ("send_rate_per_second", _int),
     "MAILER_CLAIM_STALE_SECONDS": ("claim_stale_seconds", _int),
-    "MAILER_DIGEST_SCHEDULE": ("digest_schedule", str),
-    "MAILER_FEEDS": ("feeds", lambda raw: tuple(raw.replace(",", " ").split())),
+    "MAILER_DIGEST_SCHEDULE": ("digest_schedule", _str),
+    "MAILER_FEEDS": ("feeds", _words),
     "MAILER_FEED_INTERVAL_MINUTES": ("feed_interval_minutes", _int),
     "MAILER_FEED_TIMEOUT": ("feed_timeout", _int),
     "MAILER_FEED_MAX_BYTES": ("feed_max_bytes", _int),
-    "MAILER_TIMEZONE": ("timezone", str),
+    "MAILER_TIMEZONE": ("timezone", _str),
 }
-
-
-def _call(parser: object, name: str, raw: str) -> object:
-    if parser in (_int, _bool, _float):
-        return parser(name, raw)  # type: ignore[operator]
-    return parser(raw)  # type: ignore[operator]
 
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -160,7 +164,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     values: dict[str, object] = {}
     for name, (attr, parser) in _VARIABLES.items():
         if name in environ:
-            values[attr] = _call(parser, name, environ[name])
+            values[attr] = parser(name, environ[name])
 
     raw_keys = environ.get("MAILER_SECRET_KEY", "")
     values["secret_keys"] = tuple(k.strip() for k in raw_keys.split(",") if k.strip())

@@ -98,6 +98,7 @@ class SMTPConnection:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.sender = parseaddr(settings.from_address)[1]  # the envelope sender, parsed once
         self._smtp: smtplib.SMTP | None = None
         self._last_used = 0.0
 
@@ -130,9 +131,8 @@ class SMTPConnection:
     def send_bytes(self, recipient: str, data: bytes) -> None:
         """Sends a serialized message (CRLF line ends) to one recipient."""
         smtp = self._ready()
-        sender = parseaddr(self.settings.from_address)[1]
         try:
-            smtp.sendmail(sender, [recipient], data)
+            smtp.sendmail(self.sender, [recipient], data)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients[recipient]
             raise _failure(code, reply) from exc
