@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 
 from bench.services import Services, worker_rss_peaks
-from mailer import digests
+from mailer import digests, emails
 from mailer.api_tokens import create_api_token
 from mailer.db import db
-from mailer.mail import PreparedMessage, RenderedEmail
+from mailer.emails.message import PreparedMessage, newsletter_headers
 from mailer.models import Article, Delivery, DeliveryStatus, Digest, utcnow
 
 ARTICLES = 10
@@ -104,12 +104,12 @@ class SendResult:
 def sample_message(services: Services) -> bytes:
     """One reader's message of the digest about to be sent, for the baseline."""
     with services.app.app_context():
-        subject, text_body, html_body = digests.preview()
+        settings = services.app.config["MAILER"]
         prepared = PreparedMessage(
-            services.app.config["MAILER"],
-            RenderedEmail(subject, text_body, html_body),
-            digests.UNSUBSCRIBE_PLACEHOLDER,
-            {"List-Id": "Example News <digest.news.example.org>"},
+            settings,
+            digests.preview(),
+            slots=(emails.UNSUBSCRIBE_SLOT,),
+            headers=newsletter_headers(settings),
         )
         link = "https://news.example.org/unsubscribe/MTIzNDU.AbCdEfGhIjKlMnOpQrStUvWxYz0"
         return prepared.render(
@@ -118,7 +118,7 @@ def sample_message(services: Services) -> bytes:
                 "Message-ID": "<raw@example.org>",
                 "List-Unsubscribe": f"<{link}>",
             },
-            link=link,
+            values=(link,),
         )
 
 

@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from mailer.config import PROJECT_ROOT, Settings, load_settings
 from mailer.db import db
 from mailer.errors import register_error_handlers
-from mailer.extensions import csrf, limiter
+from mailer.extensions import csrf, init_limiter
 from mailer.jobs import init_celery
 
 # Bodies a POST may carry; anything else is refused before any view reads it.
@@ -41,7 +41,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=12 * 3600,  # an editor logs in once a working day
         WTF_CSRF_TIME_LIMIT=None,  # a signup page left open overnight still works
         RATELIMIT_STORAGE_URI=settings.redis_url,
-        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 2},
+        RATELIMIT_STORAGE_OPTIONS={
+            "socket_connect_timeout": 2,
+            "socket_timeout": 2,
+            "key_prefix": "mailer",  # every key mailer keeps in Redis starts with mailer:
+        },
         # Redis down must not stop a reader from signing up.
         RATELIMIT_SWALLOW_ERRORS=True,
         # X-RateLimit-* headers on every answer cost a second Redis round trip per limit;
@@ -58,7 +62,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(_allow_large_bodies)
     db.init_app(app)
     csrf.init_app(app)
-    limiter.init_app(app)
     init_celery(app)
     register_error_handlers(app)
     app.after_request(_security_headers)
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         from mailer.views import devmail
 
         app.register_blueprint(devmail.bp)
+    init_limiter(app)  # after the views: it wraps those that declared limits
     register_commands(app)
     return app
 

@@ -15,10 +15,11 @@ from datetime import timedelta
 import redis
 from sqlalchemy import select
 
-from mailer import articles, jobs
+from mailer import jobs
 from mailer.db import db
 from mailer.models import Article, utcnow
 from mailer.redis_client import redis_client
+from mailer.summaries import summary_of
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def mark_ready(article_ids: list[int]) -> None:
         for article in session.scalars(
             select(Article).where(Article.id.in_(article_ids), Article.ready_at.is_(None))
         ):
-            article.summary = articles.summary_of(article) or None
+            article.summary = summary_of(article) or None
             article.ready_at = utcnow()
 
 

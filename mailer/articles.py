@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -160,24 +159,10 @@ def accept_article(article: ArticleInput, *, source: str) -> tuple[Article, bool
     return row, True
 
 
-SUMMARY_CHARS = 300
 # Not sent in a digest and not removed by an editor.
 UNSENT = (Article.digest_id.is_(None), Article.removed_at.is_(None))
 # What a digest takes: unsent articles the intake has taken in.
 WAITING = (*UNSENT, Article.ready_at.is_not(None))
-
-
-def html_to_text(fragment: str) -> str:
-    """The visible text of an HTML fragment, on one line."""
-    return " ".join(html.unescape(nh3.clean(fragment, tags=set())).split())
-
-
-def summary_of(article: Article) -> str:
-    """The article's summary, or the start of its body as plain text, cut at a word."""
-    text = " ".join((article.summary or "").split()) or html_to_text(article.body_html or "")
-    if len(text) <= SUMMARY_CHARS:
-        return text
-    return text[:SUMMARY_CHARS].rsplit(" ", 1)[0] + "…"
 
 
 def waiting_articles(limit: int | None = None) -> list[Article]:

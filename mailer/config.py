@@ -9,6 +9,8 @@ from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 
+from mailer.schedule import ScheduleError, parse_schedule
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
@@ -203,8 +205,6 @@ def validate(settings: Settings) -> None:
         raise ConfigError(
             "MAILER_FEED_INTERVAL_MINUTES and MAILER_FEED_TIMEOUT must be at least 1."
         )
-    from mailer.schedule import ScheduleError, parse_schedule
-
     try:
         parse_schedule(settings.digest_schedule, settings.timezone)
     except ScheduleError as exc:

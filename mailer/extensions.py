@@ -1,46 +1,44 @@
-"""Flask extensions, created unbound and initialised in create_app()."""
+"""Flask extensions: CSRF created unbound; rate limits declared on views, bound per app."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
+csrf = CSRFProtect()
 
-def _per_app(name: str) -> property:
-    def get(self: Limiter) -> Any:
-        if has_app_context():
-            state = current_app.extensions.get("mailer.limiter")
-            if state is not None:
-                return state[name]
-        return self.__dict__.get(name)
-
-    def set_(self: Limiter, value: Any) -> None:
-        self.__dict__[name] = value
-
-    return property(get, set_)
+View = TypeVar("View", bound=Callable[..., Any])
+LimitValue = str | Callable[[], str]
+RATE_LIMITS_ATTRIBUTE = "mailer_rate_limits"
 
 
-class PerAppLimiter(Limiter):
-    """Flask-Limiter keeps one storage per Limiter; this keeps it per app.
+def rate_limit(value: LimitValue, *, key_func: Callable[[], str] | None = None) -> Callable:
+    """Declares a rate limit on a view; init_limiter() binds it to each app's own storage.
 
-    The factory can build several apps in one process (the CLI, the tests), each
-    with its own Redis; without this the last one built would count for all.
+    A Limiter holds one storage, and the factory builds several apps in one
+    process (the CLI, the tests), each with its own Redis: so each app gets a
+    Limiter of its own, and the views only say what their limits are.
     """
 
-    _storage = _per_app("_storage")
-    _limiter = _per_app("_limiter")
+    def declare(view: View) -> View:
+        limits = view.__dict__.setdefault(RATE_LIMITS_ATTRIBUTE, [])
+        limits.insert(0, (value, key_func))  # decorators apply bottom-up; keep reading order
+        return view
 
-    def init_app(self, app: Flask) -> None:
-        super().init_app(app)
-        app.extensions["mailer.limiter"] = {
-            "_storage": self.__dict__["_storage"],
-            "_limiter": self.__dict__["_limiter"],
-        }
+    return declare
 
 
-csrf = CSRFProtect()
-limiter = PerAppLimiter(key_func=get_remote_address, key_prefix="mailer-limits")
+def init_limiter(app: Flask) -> Limiter:
+    """A Limiter for this app, wrapping every view that declared limits."""
+    limiter = Limiter(key_func=get_remote_address, key_prefix="mailer-limits", app=app)
+    for endpoint, view in list(app.view_functions.items()):
+        for value, key_func in getattr(view, RATE_LIMITS_ATTRIBUTE, ()):
+            view = limiter.limit(value, key_func=key_func)(view)
+        app.view_functions[endpoint] = view
+    app.extensions["mailer.limiter"] = limiter
+    return limiter

@@ -23,6 +23,7 @@ from mailer import articles
 from mailer.db import db
 from mailer.errors import InvalidInput
 from mailer.models import Feed, utcnow
+from mailer.summaries import html_to_text
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,7 @@ def _payload(entry: feedparser.FeedParserDict) -> dict:
         "title": entry.get("title"),
         "url": entry.get("link"),
         "guid": entry.get("id"),
-        "summary": articles.html_to_text(entry.get("summary") or "")[: articles.LIMITS["summary"]]
-        or None,
+        "summary": html_to_text(entry.get("summary") or "")[: articles.LIMITS["summary"]] or None,
         "body_html": content[0].get("value") if content else None,
         "author": entry.get("author"),
         "published_at": datetime.fromtimestamp(timegm(when), UTC).isoformat() if when else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from mailer.tokens import make_confirm_token, make_unsubscribe_token
+from mailer.tokens import TEST_UNSUBSCRIBE_TOKEN, make_confirm_token, make_unsubscribe_token
 
 
 def external_url(endpoint: str, **values: object) -> str:
@@ -21,3 +21,8 @@ def confirm_url(subscriber_id: int) -> str:
 
 def unsubscribe_url(subscriber_id: int) -> str:
     return external_url("public.unsubscribe", token=make_unsubscribe_token(subscriber_id))
+
+
+def test_unsubscribe_url() -> str:
+    """Where the unsubscribe link of a test copy leads: a page that says it was a test."""
+    return external_url("public.unsubscribe", token=TEST_UNSUBSCRIBE_TOKEN)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from mailer import article_queue, jobs, sending, subscriptions
+from mailer import article_queue, delivery, jobs, subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -18,5 +18,5 @@ def reconcile() -> dict[str, int]:
     return {
         "confirmations": len(owed),
         "articles_requeued": article_queue.requeue_lost(),
-        **sending.reconcile_digests(),
+        **delivery.reconcile_digests(),
     }

@@ -1,25 +1,14 @@
-"""The digest schedule: e.g. "daily 07:00" or "mon,thu 07:30" in a configured time zone.
+"""The digest schedule as text: "daily 07:00" or "mon,thu 07:30" in a time zone, parsed.
 
-Beat asks every minute; a digest goes out at most once per scheduled day (the
-period is a unique key on the digest), and only if there is something new.
+Pure parsing, with no database: settings validate it at start-up, and
+`scheduler.py` runs it.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from flask import current_app
-
-from mailer.db import db
-from mailer.digests import AlreadySending, NothingToSend, create_digest
-from mailer.errors import InvalidInput
-from mailer.models import ConsoleSetting, utcnow
-
-log = logging.getLogger(__name__)
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ALIASES = {"daily": set(range(7)), "weekdays": set(range(5)), "weekends": {5, 6}}
@@ -70,44 +59,3 @@ def parse_schedule(text: str, zone_name: str) -> Schedule | None:
             raise ScheduleError(f"{days_text!r}: use daily, weekdays, weekends or mon,tue,...")
         days = {DAYS.index(name) for name in names}
     return Schedule(frozenset(days), at, zone)
-
-
-SCHEDULE_KEY = "digest_schedule"  # value: JSON {"schedule": "daily 07:00", "timezone": "UTC"}
-
-
-def current_schedule() -> tuple[str, str]:
-    """(schedule, time zone): an editor's choice in the console, else the environment's."""
-    stored = db.session.get(ConsoleSetting, SCHEDULE_KEY)
-    if stored is not None:
-        value = json.loads(stored.value)
-        return value["schedule"], value["timezone"]
-    settings = current_app.config["MAILER"]
-    return settings.digest_schedule, settings.timezone
-
-
-def set_schedule(schedule: str, timezone: str, *, changed_by: str) -> None:
-    """Validates and stores the schedule ("" turns it off)."""
-    try:
-        parse_schedule(schedule, timezone)
-    except ScheduleError as exc:
-        raise InvalidInput(f"That schedule does not work: {exc}.") from None
-    value = json.dumps({"schedule": " ".join(schedule.lower().split()), "timezone": timezone})
-    with db.transaction():
-        db.session.merge(
-            ConsoleSetting(
-                key=SCHEDULE_KEY, value=value, changed_by=changed_by, changed_at=utcnow()
-            )
-        )
-
-
-def run_schedule(now: datetime | None = None) -> int | None:
-    """Makes the scheduled digest if one is due and there is something new. Returns its id."""
-    schedule = parse_schedule(*current_schedule())
-    period = schedule.due_period(now or utcnow()) if schedule else None
-    if period is None:
-        return None
-    try:
-        return create_digest(trigger="schedule", period=period)
-    except (NothingToSend, AlreadySending) as reason:
-        log.info("scheduled digest for %s not sent: %s", period, reason.message)
-        return None

@@ -13,11 +13,10 @@ from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mailer import jobs
+from mailer import emails, jobs
 from mailer.db import db
+from mailer.emails.smtp import PermanentFailure
 from mailer.errors import InvalidInput, NotFound
-from mailer.links import confirm_url
-from mailer.mail import PermanentFailure, build_message, render_email, smtp_connection
 from mailer.models import Subscriber, SubscriberStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -165,23 +164,8 @@ def send_confirmation(subscriber_id: int) -> str:
     if claimed != 1:
         return "already-sent"
 
-    settings = current_app.config["MAILER"]
-    rendered = render_email(
-        "confirm",
-        name=subscriber.name,
-        confirm_url=confirm_url(subscriber.id),
-        list_name=settings.list_name,
-        max_age_days=settings.confirm_max_age_days,
-        consent_text=subscriber.consent_text,
-    )
-    message = build_message(
-        settings,
-        to=subscriber.email,
-        rendered=rendered,
-        headers={"Auto-Submitted": "auto-generated"},
-    )
     try:
-        smtp_connection().send(message)
+        emails.send(emails.confirmation(subscriber))
     except PermanentFailure as exc:
         log.warning("confirmation for subscriber %s refused: %s", subscriber_id, exc.reply)
         return "refused"

@@ -18,6 +18,10 @@ class Purpose(StrEnum):
     SIGNUP_FORM = "mailer.signup-form"
 
 
+# The unsubscribe "token" in an editor's test copy: never a signed token (those hold a dot).
+TEST_UNSUBSCRIBE_TOKEN = "test"  # noqa: S105 - not a secret
+
+
 class TokenError(UserError):
     """A link token that cannot be used; the page says why and offers to sign up again."""
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 from sqlalchemy import select
 
-from mailer import sending
+from mailer import delivery
 from mailer.api_tokens import authenticate
 from mailer.db import db
 from mailer.models import Article, Digest, Subscriber, SubscriberStatus, utcnow
@@ -63,12 +63,13 @@ def test_the_global_send_rate_is_respected_across_batches(
     add_readers(app, "rate", 40)
     add_article(app, "Rate", "https://news.example.org/rate")
     with app.app_context():
-        monkeypatch.setattr(digests, "enqueue_batches", lambda digest_id, rows: None)
+        monkeypatch.setattr(delivery, "enqueue_batches", lambda digest_id, rows: None)
         digest_id = digests.create_digest(trigger="test")
         # This process sends every batch itself (a stale connection may cost a retry).
         wait_until(
             lambda: (
-                sending.send_batch(digest_id) and digests.progress(digest_id)["status"] != "sending"
+                delivery.send_batch(digest_id)
+                and digests.progress(digest_id)["status"] != "sending"
             ),
             timeout=30,
             message="the digest did not finish",

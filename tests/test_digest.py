@@ -280,19 +280,19 @@ def test_a_burst_of_a_thousand_articles_is_all_accepted(app, client, token):
 
 def test_a_reader_who_unsubscribes_after_the_digest_is_made_is_skipped(app, outbox, monkeypatch):
     """The claim re-checks each reader, so an unsubscribe counts before the next claim."""
-    from mailer import digests, sending, subscriptions
+    from mailer import delivery, digests, subscriptions
 
     readers = add_readers(app, "late", 3, SubscriberStatus.ACTIVE)
     with app.app_context():
         db.session.add(Article(title="Late", url="https://news.example.org/late", source="test"))
         db.session.commit()
         # Compose without fanning out, so no worker races this test; it sends the batch itself.
-        monkeypatch.setattr(digests, "enqueue_batches", lambda digest_id, rows: None)
+        monkeypatch.setattr(delivery, "enqueue_batches", lambda digest_id, rows: None)
         digest_id = digests.create_digest(trigger="test")
         leaver = db.session.scalar(select(Subscriber.id).where(Subscriber.email == readers[0]))
         db.session.rollback()
         subscriptions.unsubscribe(leaver)
-        result = sending.send_batch(digest_id)
+        result = delivery.send_batch(digest_id)
         assert result.sent == 2
         info = digests.progress(digest_id)
     assert info["skipped"] == 1

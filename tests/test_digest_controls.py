@@ -6,7 +6,7 @@ from collections import Counter
 
 from sqlalchemy import func, select
 
-from mailer import digests
+from mailer import digest_controls, digests
 from mailer.db import db
 from mailer.models import (
     Delivery,
@@ -54,14 +54,14 @@ def test_pause_stops_sending_and_resume_finishes_it_once(app, worker, outbox):
     digest_id, emails = start(app)
     wait_until(lambda: outbox.count() >= 20, message="sending did not start")
     with app.app_context():
-        digests.pause_digest(digest_id)
+        digest_controls.pause_digest(digest_id)
     wait_until(lambda: quiet(app, digest_id), timeout=20, message="batches did not stop")
     paused = progress(app, digest_id)
     assert paused["status"] == "paused"
     assert paused["sent"] < READERS
     with app.app_context():
         assert reconcile()["digests_resumed"] == 0  # a paused digest is left alone
-        digests.resume_digest(digest_id)
+        digest_controls.resume_digest(digest_id)
     done = wait_until(
         lambda: (p := progress(app, digest_id))["status"] == "sent" and p,
         timeout=60,
@@ -77,7 +77,7 @@ def test_cancel_skips_everyone_not_yet_reached(app, worker, outbox):
     digest_id, _emails = start(app)
     wait_until(lambda: outbox.count() >= 20, message="sending did not start")
     with app.app_context():
-        digests.cancel_digest(digest_id)
+        digest_controls.cancel_digest(digest_id)
     done = wait_until(
         lambda: (p := progress(app, digest_id))["status"] == "cancelled" and p,
         timeout=30,
@@ -107,7 +107,7 @@ def test_retry_failed_resends_only_temporary_failures_to_active_readers(app, wor
         db.session.commit()
     outbox.refusals.clear()
     with app.app_context():
-        assert digests.retry_failed(digest_id) == 1  # not the 5xx, not the reader who left
+        assert digest_controls.retry_failed(digest_id) == 1  # not the 5xx, not the reader who left
     second = wait_until(
         lambda: (p := progress(app, digest_id))["status"] != "sending" and p,
         timeout=30,

@@ -7,7 +7,8 @@ from email import message_from_bytes, policy
 import pytest
 
 from mailer.config import load_settings
-from mailer.mail import PreparedMessage, RenderedEmail
+from mailer.emails.message import PreparedMessage
+from mailer.emails.render import RenderedEmail
 
 SETTINGS = load_settings(
     environ={
@@ -33,8 +34,8 @@ def test_the_spliced_message_decodes_to_the_rendered_text(text):
     prepared = PreparedMessage(
         SETTINGS,
         RenderedEmail("“Turkey” — Çavuşoğlu, Erdoğan", text, f"<p>{text}</p>"),
-        SLOT,
-        {"List-Id": "Nachrichten <list.example.org>"},
+        slots=(SLOT,),
+        headers={"List-Id": "Nachrichten <list.example.org>"},
     )
     data = prepared.render(
         headers={
@@ -42,7 +43,7 @@ def test_the_spliced_message_decodes_to_the_rendered_text(text):
             "Message-ID": "<1@example.org>",
             "List-Unsubscribe": f"<{LINK}>",
         },
-        link=LINK,
+        values=(LINK,),
     )
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
     assert b"\n" not in data.replace(b"\r\n", b"")
@@ -60,6 +61,6 @@ def test_the_spliced_message_decodes_to_the_rendered_text(text):
 
 
 def test_a_header_with_a_line_break_is_refused():
-    prepared = PreparedMessage(SETTINGS, RenderedEmail("s", "t", "h"), SLOT, {})
+    prepared = PreparedMessage(SETTINGS, RenderedEmail("s", "t", "h"), slots=(SLOT,))
     with pytest.raises(ValueError, match="single lines"):
-        prepared.render(headers={"To": "a@example.org\r\nBcc: x@example.org"}, link=LINK)
+        prepared.render(headers={"To": "a@example.org\r\nBcc: x@example.org"}, values=(LINK,))

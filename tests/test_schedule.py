@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from mailer.config import ConfigError, load_settings
 from mailer.db import db
 from mailer.models import Article, Digest, Subscriber, SubscriberStatus, utcnow
-from mailer.schedule import ScheduleError, parse_schedule, run_schedule
+from mailer.schedule import ScheduleError, parse_schedule
+from mailer.scheduler import run_schedule
 from tests.helpers import wait_until
 
 
@@ -111,7 +112,7 @@ def test_beat_firing_twice_makes_one_digest_and_nothing_new_makes_none(
 
 def test_editors_change_the_schedule_in_the_console(app, client):
     from mailer.editors import create_editor
-    from mailer.schedule import current_schedule
+    from mailer.scheduler import current_schedule
     from tests.helpers import hidden_fields
     from tests.test_editor import PASSWORD, log_in
 

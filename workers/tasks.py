@@ -6,15 +6,16 @@ from celery import shared_task
 
 from mailer import (
     article_queue,
+    delivery,
+    digest_controls,
     feeds,
     jobs,
     reconciler,
-    schedule,
-    sending,
+    scheduler,
     subscriber_csv,
     subscriptions,
 )
-from mailer.mail import TemporaryFailure
+from mailer.emails.smtp import TemporaryFailure
 
 # One mail to one address: 4xx and lost connections retry with backoff and jitter,
 # which stays far below the broker's visibility timeout (jobs.VISIBILITY_TIMEOUT).
@@ -38,9 +39,9 @@ def reconcile() -> dict[str, int]:
 
 @shared_task(name=jobs.SEND_BATCH)
 def send_batch(digest_id: int) -> dict[str, object]:
-    result = sending.send_batch(digest_id)
+    result = delivery.send_batch(digest_id)
     if result.retry_in is not None:
-        sending.schedule_retry(digest_id, result.retry_in)
+        delivery.schedule_retry(digest_id, result.retry_in)
     return {"claimed": result.claimed, "sent": result.sent, "failed": result.failed}
 
 
@@ -51,7 +52,7 @@ def process_articles() -> int:
 
 @shared_task(name=jobs.SCHEDULED_DIGEST)
 def scheduled_digest() -> int | None:
-    return schedule.run_schedule()
+    return scheduler.run_schedule()
 
 
 @shared_task(name=jobs.POLL_FEEDS)
@@ -61,7 +62,7 @@ def poll_feeds() -> dict[str, int | str]:
 
 @shared_task(name=jobs.SEND_TEST, max_retries=3, **RETRY_ON_TEMPORARY_FAILURE)
 def send_test(address: str, requested_by: str) -> bool:
-    return sending.send_test(address, requested_by)
+    return digest_controls.send_test(address, requested_by)
 
 
 @shared_task(name=jobs.CHECK_IMPORT)

@@ -25,16 +25,18 @@ from flask import (
 from mailer import (
     articles,
     charts,
+    digest_controls,
     digests,
     editors,
+    emails,
     jobs,
     readers,
-    schedule,
+    scheduler,
     subscriber_csv,
     subscriptions,
 )
 from mailer.errors import InvalidInput, UserError
-from mailer.extensions import limiter
+from mailer.extensions import rate_limit
 from mailer.models import SubscriberStatus
 from mailer.views import framed_html
 
@@ -79,8 +81,8 @@ def login():
 
 
 @bp.post("/login")
-@limiter.limit(LOGIN_LIMIT)
-@limiter.limit(LOGIN_LIMIT, key_func=_login_address_key)
+@rate_limit(LOGIN_LIMIT)
+@rate_limit(LOGIN_LIMIT, key_func=_login_address_key)
 def login_post():
     editor_id = editors.authenticate(
         str(request.form.get("email", "")), str(request.form.get("password", ""))
@@ -169,7 +171,7 @@ def preview_html():
     preview = digests.preview()
     if preview is None:
         abort(404)
-    return framed_html(preview[2].replace(digests.UNSUBSCRIBE_PLACEHOLDER, "#"))
+    return framed_html(preview.html.replace(emails.UNSUBSCRIBE_SLOT, "#"))
 
 
 @bp.post("/digest/test")
@@ -225,10 +227,16 @@ def digest_page(digest_id: int):
 
 
 DIGEST_ACTIONS = {
-    "pause": (digests.pause_digest, "Paused. No new batch will start until you resume."),
-    "resume": (digests.resume_digest, "Resumed."),
-    "cancel": (digests.cancel_digest, "Cancelled. Readers not yet reached will not get it."),
-    "retry": (digests.retry_failed, "Retrying the deliveries that failed on temporary errors."),
+    "pause": (digest_controls.pause_digest, "Paused. No new batch will start until you resume."),
+    "resume": (digest_controls.resume_digest, "Resumed."),
+    "cancel": (
+        digest_controls.cancel_digest,
+        "Cancelled. Readers not yet reached will not get it.",
+    ),
+    "retry": (
+        digest_controls.retry_failed,
+        "Retrying the deliveries that failed on temporary errors.",
+    ),
 }
 
 
@@ -339,7 +347,7 @@ def import_start(import_id: int):
 
 @bp.get("/schedule")
 def schedule_page():
-    current, zone = schedule.current_schedule()
+    current, zone = scheduler.current_schedule()
     return render_template("editor/schedule.html", current=current, zone=zone)
 
 
@@ -347,7 +355,7 @@ def schedule_page():
 def schedule_save():
     text = "" if request.form.get("off") else request.form.get("schedule", "")
     try:
-        schedule.set_schedule(
+        scheduler.set_schedule(
             text, request.form.get("timezone", "UTC").strip() or "UTC", changed_by=g.editor.email
         )
     except InvalidInput as error:

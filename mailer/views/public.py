@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from mailer import subscriptions, tokens
 from mailer.errors import InvalidInput, wants_json
-from mailer.extensions import csrf, limiter
+from mailer.extensions import csrf, rate_limit
 
 bp = Blueprint("public", __name__)
 
@@ -78,8 +78,8 @@ def subscribe_form():
 
 
 @bp.post("/subscribe")
-@limiter.limit(lambda: _settings().signup_rate_limit_ip)
-@limiter.limit(lambda: _settings().signup_rate_limit_address, key_func=_address_key)
+@rate_limit(lambda: _settings().signup_rate_limit_ip)
+@rate_limit(lambda: _settings().signup_rate_limit_address, key_func=_address_key)
 def subscribe():
     data = _signup_input()
     if _looks_like_a_bot(data):
@@ -118,8 +118,15 @@ def confirm_post(token: str):
     )
 
 
+def _test_copy_page() -> str:
+    # The link of an editor's test copy: it unsubscribes nobody, and says so.
+    return render_template("pages/unsubscribe_test.html", list_name=_settings().list_name)
+
+
 @bp.get("/unsubscribe/<token>")
 def unsubscribe(token: str):
+    if token == tokens.TEST_UNSUBSCRIBE_TOKEN:
+        return _test_copy_page()
     subscriber_id = tokens.read_unsubscribe_token(token)
     subscriber = subscriptions.get_subscriber(subscriber_id)
     return render_template(
@@ -135,6 +142,8 @@ def unsubscribe(token: str):
 @bp.post("/unsubscribe/<token>")
 @csrf.exempt
 def unsubscribe_post(token: str):
+    if token == tokens.TEST_UNSUBSCRIBE_TOKEN:
+        return _test_copy_page()
     subscriber_id = tokens.read_unsubscribe_token(token)
     subscriptions.unsubscribe(subscriber_id)
     if request.form.get("List-Unsubscribe") == ONE_CLICK_BODY:
@@ -143,7 +152,7 @@ def unsubscribe_post(token: str):
 
 
 @bp.post("/resubscribe/<token>")
-@limiter.limit(lambda: _settings().signup_rate_limit_ip)
+@rate_limit(lambda: _settings().signup_rate_limit_ip)
 def resubscribe(token: str):
     subscriber_id = tokens.read_unsubscribe_token(token)
     subscriptions.resubscribe(subscriber_id, source="resubscribe")

@@ -1,0 +1,90 @@
+"""Claims: a batch task takes owed rows for itself, with a heartbeat that says it lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from mailer import jobs
+from mailer.db import db
+from mailer.delivery.rows import owed_now
+from mailer.models import (
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    DigestStatus,
+    SendClaim,
+    Subscriber,
+    SubscriberStatus,
+)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    attempts: int
+
+
+def halt_status(digest_id: int) -> DeliveryStatus | None:
+    """Why a batch must stop taking rows, as the status its untried rows go back to:
+    pending (paused, still owed) or skipped (cancelled, or the digest is over)."""
+    digest = db.session.execute(
+        select(Digest.status, Digest.paused_at, Digest.cancelled_at).where(Digest.id == digest_id)
+    ).first()
+    if digest is None or digest.status != DigestStatus.SENDING or digest.cancelled_at:
+        return DeliveryStatus.SKIPPED
+    if digest.paused_at:
+        return DeliveryStatus.PENDING
+    return None
+
+
+def open_claim(digest_id: int) -> int | None:
+    """A new claim for this worker, or None when the digest must not be sent now."""
+    session = db.session
+    with db.transaction():
+        if halt_status(digest_id) is not None:
+            return None
+        claim = SendClaim(digest_id=digest_id, worker=jobs.worker_name())
+        session.add(claim)
+        session.flush()
+        return claim.id
+
+
+def claim_rows(claim_id: int, digest_id: int, batch_size: int) -> list[Recipient]:
+    """pending / due retrying -> claimed, up to batch_size rows; and claimed -> skipped
+    for readers who are not active any more. Returns the readers to send to."""
+    session = db.session
+    with db.transaction():
+        owed = (
+            select(Delivery.id)
+            .where(owed_now(digest_id))
+            .order_by(Delivery.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(owed.scalar_subquery()))
+            .values(status=DeliveryStatus.CLAIMED, claim_id=claim_id)
+            .execution_options(synchronize_session=False)
+        )
+        rows = session.execute(
+            select(
+                Delivery.id, Subscriber.id, Subscriber.email, Subscriber.status, Delivery.attempts
+            )
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.claim_id == claim_id, Delivery.status == DeliveryStatus.CLAIMED)
+            .order_by(Delivery.id)
+        ).all()
+        gone = [r[0] for r in rows if r[3] != SubscriberStatus.ACTIVE]
+        if gone:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(gone))
+                .values(status=DeliveryStatus.SKIPPED)
+                .execution_options(synchronize_session=False)
+            )
+    return [Recipient(r[0], r[1], r[2], r[4]) for r in rows if r[3] == SubscriberStatus.ACTIVE]

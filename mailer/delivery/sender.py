@@ -1,0 +1,143 @@
+"""The send loop: one batch task claims rows, sends each once, and records every outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+
+from mailer import emails, jobs
+from mailer.config import Settings
+from mailer.db import db
+from mailer.delivery.claims import Recipient, claim_rows, halt_status, open_claim
+from mailer.delivery.journal import Journal
+from mailer.delivery.ledger import MAX_RETRY_COUNTDOWN, Ledger
+from mailer.delivery.rate import SendRate
+from mailer.delivery.rows import earliest_retry, finish_if_done
+from mailer.emails.smtp import (
+    ConnectFailure,
+    PermanentFailure,
+    SMTPConnection,
+    TemporaryFailure,
+    smtp_connection,
+)
+from mailer.models import Digest, utcnow
+from mailer.redis_client import redis_client
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    claimed: int
+    sent: int
+    failed: int
+    retrying: int
+    retry_in: float | None  # seconds until the earliest retry is due
+
+
+def enqueue_batches(digest_id: int, rows: int) -> None:
+    """Fans out enough batch tasks for `rows` deliveries; extra tasks find nothing and end."""
+    batch_size = current_app.config["MAILER"].send_batch_size
+    for _ in range(-(-rows // batch_size)):
+        jobs.enqueue(jobs.SEND_BATCH, digest_id)
+
+
+def schedule_retry(digest_id: int, countdown: float) -> None:
+    """One retry task per digest and due time, however many batches ask for it."""
+    key = f"mailer:retry-scheduled:{digest_id}"
+    try:
+        fresh = redis_client().set(key, 1, nx=True, px=max(1, int(countdown * 1000)))
+    except redis.RedisError:
+        fresh = True  # without Redis there is no queue either; the reconciler will see
+    if fresh:
+        jobs.enqueue_in(jobs.SEND_BATCH, countdown, digest_id)
+
+
+class DigestCopies:
+    """Each reader's copy of one digest, from the digest serialized once per batch."""
+
+    def __init__(self, settings: Settings, digest: Digest) -> None:
+        # Plain values only: the ORM row expires once the read transaction ends.
+        self.settings = settings
+        self.digest_id = digest.id
+        self.created_at = digest.created_at
+        self.newsletter = emails.Newsletter(emails.stored_digest(digest))
+
+    def build(self, recipient: Recipient) -> emails.OutgoingMail:
+        message_id = emails.digest_message_id(
+            self.settings, self.digest_id, self.created_at, recipient.delivery_id
+        )
+        return self.newsletter.copy_for(recipient.email, recipient.subscriber_id, message_id)
+
+
+def send_batch(digest_id: int) -> BatchResult:
+    """Claims one batch of a digest's owed deliveries and sends them."""
+    settings: Settings = current_app.config["MAILER"]
+    claim_id = open_claim(digest_id)
+    if claim_id is None:
+        return BatchResult(0, 0, 0, 0, None)
+    journal = Journal(redis_client(), claim_id)
+    journal.open()
+    recipients = claim_rows(claim_id, digest_id, settings.send_batch_size)
+    ledger = Ledger(claim_id, settings)
+    if recipients:
+        copies = DigestCopies(settings, db.session.get_one(Digest, digest_id))
+        db.session.rollback()  # end the read before sending; nothing is held open
+        try:
+            _send_all(recipients, copies, journal, ledger, smtp_connection())
+        finally:
+            journal.settle()
+    ledger.flush(finished=True)
+    journal.discard()
+    retry_in = _retry_in(digest_id)
+    finish_if_done(digest_id)
+    totals = ledger.totals
+    return BatchResult(len(recipients), totals.sent, totals.failed, totals.retrying, retry_in)
+
+
+def _send_all(
+    recipients: list[Recipient],
+    copies: DigestCopies,
+    journal: Journal,
+    ledger: Ledger,
+    connection: SMTPConnection,
+) -> None:
+    per_second = copies.settings.send_rate_per_second
+    rate = SendRate(per_second) if per_second else None
+    unrecorded: int | None = None  # sent, not yet in the journal
+    for index, recipient in enumerate(recipients):
+        if rate is not None:
+            rate.wait_for_slot()
+        mail = copies.build(recipient)
+        journal.attempting(recipient.delivery_id, sent_before=unrecorded)
+        unrecorded = None
+        try:
+            connection.send(mail.recipient, mail.data)
+        except ConnectFailure:
+            # The relay is unreachable: nothing from here on was attempted, so it stays owed.
+            ledger.release(recipients[index:])
+            break
+        except PermanentFailure as exc:
+            ledger.record_permanent(recipient, exc.reply)
+        except TemporaryFailure as exc:
+            ledger.record_temporary(recipient, exc.reply)
+        else:
+            ledger.record_sent(recipient)
+            unrecorded = recipient.delivery_id
+        if ledger.due():
+            ledger.flush()
+            halt = halt_status(copies.digest_id)
+            if halt is not None:
+                ledger.halt(recipients[index + 1 :], halt)
+                break
+    if unrecorded is not None:
+        journal.sent(unrecorded)
+
+
+def _retry_in(digest_id: int) -> float | None:
+    """Seconds until the digest's earliest retry is due, if a retry is owed at all."""
+    earliest = earliest_retry(digest_id)
+    if earliest is None:
+        return None
+    seconds = (earliest - utcnow()).total_seconds()
+    return max(0.0, min(seconds, MAX_RETRY_COUNTDOWN))

@@ -1,0 +1,168 @@
+"""Every mail mailer sends, and the one path that builds and sends them.
+
+One small function per mail gathers the context of its templates
+(`templates/email/<name>/{subject.txt,body.txt,body.html}`) and returns the
+mail ready to send. `message.py` sets what every mail carries and what every
+newsletter carries; `smtp.py` is the only place that talks SMTP. A newsletter
+(the digest, and the editor's test of it) is rendered once, serialized once per
+batch, and only each reader's headers and links are spliced in.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+
+from mailer.config import Settings
+from mailer.emails.message import (
+    PreparedMessage,
+    ascii_address,
+    list_unsubscribe,
+    newsletter_headers,
+    one_off_message_id,
+)
+from mailer.emails.render import RenderedEmail, render_email
+from mailer.emails.smtp import smtp_connection
+from mailer.links import confirm_url, external_url, test_unsubscribe_url
+from mailer.models import Article, Digest, Subscriber, utcnow
+from mailer.summaries import summary_of
+from mailer.tokens import make_unsubscribe_token
+
+log = logging.getLogger(__name__)
+
+# Rendered into a newsletter's bodies once and replaced by each reader's link.
+UNSUBSCRIBE_SLOT = "__MAILER_UNSUBSCRIBE_URL__"
+# Gmail clips HTML bodies over about 102 KB.
+HTML_LIMIT_BYTES = 100 * 1024
+TEST_MARK = "[TEST] "
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    recipient: str  # the envelope recipient, ASCII
+    data: bytes  # the whole message, CRLF line ends
+
+
+def send(mail: OutgoingMail) -> None:
+    """Sends one mail over this process's relay connection; raises the smtp failures."""
+    smtp_connection().send(mail.recipient, mail.data)
+
+
+def _settings() -> Settings:
+    return current_app.config["MAILER"]
+
+
+def _one_off(rendered: RenderedEmail, to: str, headers: dict[str, str]) -> OutgoingMail:
+    settings = _settings()
+    recipient = ascii_address(to)
+    data = PreparedMessage(settings, rendered, headers=headers).render(
+        headers={"To": recipient, "Message-ID": one_off_message_id(settings)}
+    )
+    return OutgoingMail(recipient, data)
+
+
+# --- the confirmation -------------------------------------------------------
+
+
+def confirmation(subscriber: Subscriber) -> OutgoingMail:
+    settings = _settings()
+    rendered = render_email(
+        "confirm",
+        name=subscriber.name,
+        confirm_url=confirm_url(subscriber.id),
+        list_name=settings.list_name,
+        max_age_days=settings.confirm_max_age_days,
+        consent_text=subscriber.consent_text,
+    )
+    return _one_off(rendered, subscriber.email, {"Auto-Submitted": "auto-generated"})
+
+
+# --- the digest ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DigestArticle:
+    title: str
+    url: str
+    summary: str
+    author: str | None
+    published_at: datetime | None
+
+
+def digest(chosen: list[Article]) -> RenderedEmail:
+    """The digest of these articles, newest first, with the unsubscribe link as a slot."""
+    settings = _settings()
+    ordered = sorted(chosen, key=lambda a: (a.published_at or a.created_at, a.id), reverse=True)
+    rendered = render_email(
+        "digest",
+        articles=[
+            DigestArticle(a.title, a.url, summary_of(a), a.author, a.published_at) for a in ordered
+        ],
+        list_name=settings.list_name,
+        base_url=settings.base_url,
+        unsubscribe_url=UNSUBSCRIBE_SLOT,
+        date=utcnow(),
+    )
+    size = len(rendered.html.encode())
+    if size > HTML_LIMIT_BYTES:
+        log.warning("digest HTML is %d bytes; Gmail clips past 102 KB", size)
+    return rendered
+
+
+def stored_digest(digest_row: Digest) -> RenderedEmail:
+    return RenderedEmail(digest_row.subject, digest_row.text_body, digest_row.html_body)
+
+
+class Newsletter:
+    """Each reader's copy of one digest, spliced from the digest serialized once."""
+
+    def __init__(self, rendered: RenderedEmail, *, headers: dict[str, str] | None = None) -> None:
+        self.settings = _settings()
+        self.prepared = PreparedMessage(
+            self.settings,
+            rendered,
+            slots=(UNSUBSCRIBE_SLOT,),
+            headers={**newsletter_headers(self.settings), **(headers or {})},
+        )
+
+    def copy_for(self, email: str, subscriber_id: int | None, message_id: str) -> OutgoingMail:
+        """The reader's copy; without a subscriber id, a test copy whose link says so."""
+        if subscriber_id is None:
+            token, url = "test", test_unsubscribe_url()
+        else:
+            token = make_unsubscribe_token(subscriber_id)
+            url = external_url("public.unsubscribe", token=token)
+        recipient = ascii_address(email)
+        data = self.prepared.render(
+            headers={
+                "To": recipient,
+                "Message-ID": message_id,
+                "List-Unsubscribe": list_unsubscribe(self.settings, url, token),
+            },
+            values=(url,),
+        )
+        return OutgoingMail(recipient, data)
+
+
+def digest_message_id(
+    settings: Settings, digest_id: int, created_at: datetime, delivery_id: int
+) -> str:
+    # Derived from the delivery row, so it need not be stored to match bounces.
+    stamp = int(created_at.timestamp())
+    return f"<digest.{digest_id}.{delivery_id}.{stamp}@{settings.sending_domain}>"
+
+
+# --- the editor's test of the next digest -------------------------------------
+
+
+def test_digest(
+    rendered: RenderedEmail, address: str, subscriber_id: int | None, requested_by: str
+) -> OutgoingMail:
+    """The reader's mail, headers included, marked [TEST]; its link works for a reader's
+    address and plainly says it is a test for any other."""
+    marked = RenderedEmail(TEST_MARK + rendered.subject, rendered.text, rendered.html)
+    newsletter = Newsletter(marked, headers={"X-Mailer-Test": f"requested by {requested_by}"})
+    return newsletter.copy_for(address, subscriber_id, one_off_message_id(_settings()))

@@ -1,0 +1,114 @@
+"""The one place that talks SMTP: a reused connection per worker process, and its failures."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from email.utils import parseaddr
+
+from flask import current_app
+
+from mailer.config import Settings
+
+
+class DeliveryError(Exception):
+    """A message was not accepted; `reply` is what the server said."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+class PermanentFailure(DeliveryError):
+    """5xx: the server will never take this message; do not retry."""
+
+
+class TemporaryFailure(DeliveryError):
+    """4xx or a broken connection: try again later."""
+
+
+class ConnectFailure(TemporaryFailure):
+    """No session with the relay at all: the message was never attempted."""
+
+
+class SMTPConnection:
+    """One SMTP session reused for many messages; reconnects when it went stale."""
+
+    # A connection idle longer than this is checked with NOOP before use.
+    IDLE_CHECK_SECONDS = 30
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sender = parseaddr(settings.from_address)[1]  # the envelope sender, parsed once
+        self._smtp: smtplib.SMTP | None = None
+        self._last_used = 0.0
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        try:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+            if s.smtp_starttls:
+                smtp.starttls()
+            if s.smtp_username:
+                smtp.login(s.smtp_username, s.smtp_password)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ConnectFailure(f"cannot connect to {s.smtp_host}:{s.smtp_port}: {exc}") from exc
+        return smtp
+
+    def _ready(self) -> smtplib.SMTP:
+        if self._smtp is not None and time.monotonic() - self._last_used > self.IDLE_CHECK_SECONDS:
+            try:
+                self._smtp.noop()
+            except (OSError, smtplib.SMTPException):
+                self.close()
+        if self._smtp is None:
+            self._smtp = self._connect()
+        return self._smtp
+
+    def send(self, recipient: str, data: bytes, *, sender: str | None = None) -> None:
+        """Sends a serialized message (CRLF line ends) to one recipient.
+
+        Raises PermanentFailure (5xx), TemporaryFailure (4xx, a lost connection)
+        or ConnectFailure (no session at all).
+        """
+        smtp = self._ready()
+        try:
+            smtp.sendmail(sender or self.sender, [recipient], data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = exc.recipients[recipient]
+            raise _failure(code, reply) from exc
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code == 421:  # the server is closing the session
+                self.close()
+            raise _failure(exc.smtp_code, exc.smtp_error) from exc
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.close()
+            raise TemporaryFailure(f"connection lost: {exc}") from exc
+        finally:
+            self._last_used = time.monotonic()
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                self._smtp.close()
+            self._smtp = None
+
+
+def _failure(code: int, reply: bytes | str) -> DeliveryError:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    error_class = PermanentFailure if 500 <= code < 600 else TemporaryFailure
+    return error_class(f"{code} {text}")
+
+
+_connections: dict[tuple[str, int, str], SMTPConnection] = {}
+
+
+def smtp_connection() -> SMTPConnection:
+    """This process's connection to the configured relay (one per worker process)."""
+    settings: Settings = current_app.config["MAILER"]
+    key = (settings.smtp_host, settings.smtp_port, settings.smtp_username)
+    if key not in _connections:
+        _connections[key] = SMTPConnection(settings)
+    return _connections[key]
