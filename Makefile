@@ -14,7 +14,7 @@ ifndef MAILER_SMTP_HOST
 PROCESSES += mail
 endif
 
-.PHONY: install run test bench lint fmt redis-server chromium clean
+.PHONY: install run test test-fast bench lint fmt redis-server chromium clean
 
 install: $(STAMP)
 
@@ -71,9 +71,14 @@ run: install redis-server .env
 	@echo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(PROCESSES)
 
-test: install redis-server chromium
-	$(BIN)/ruff check .
+# Everything CI runs: lint, format, types, the import graph, then every test tier.
+test: install redis-server chromium lint
 	$(BIN)/pytest
+
+# The inner loop: unit and integration tests on SQLite, without the slow and browser tiers.
+test-fast: install redis-server
+	$(BIN)/ruff check .
+	MAILER_TEST_DATABASE_URL= $(BIN)/pytest -q -m "not slow and not browser"
 
 # Benchmarks (not part of `make test`): see docs/benchmarks.md.
 bench: install redis-server
@@ -82,6 +87,8 @@ bench: install redis-server
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m tools.imports
 
 fmt: install
 	$(BIN)/ruff check --fix .

@@ -8,9 +8,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer.config import PROJECT_ROOT, Settings, load_settings
 from mailer.db import db
-from mailer.errors import register_error_handlers
 from mailer.extensions import csrf, init_limiter
 from mailer.jobs import init_celery
+from mailer.views.errors import register_error_handlers
 
 # Bodies a POST may carry; anything else is refused before any view reads it.
 ACCEPTED_BODY_TYPES = {

@@ -34,13 +34,12 @@ def create_api_token(name: str) -> str:
 
 
 def revoke_api_token(name: str) -> bool:
-    session = db.session
     with db.transaction():
-        revoked = session.execute(
+        revoked = db.change(
             update(ApiToken)
             .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
             .values(revoked_at=utcnow())
-        ).rowcount
+        )
     return revoked == 1
 
 

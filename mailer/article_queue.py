@@ -70,11 +70,16 @@ def drain(consumer: str) -> int:
     _ensure_group(client)
     handled = 0
     # First what a dead consumer left unacknowledged, then what nobody has read.
-    _next, stale, *_ = client.xautoclaim(STREAM, GROUP, consumer, CLAIM_IDLE_MS, "0-0", READ_COUNT)
+    claimed: list = client.xautoclaim(  # type: ignore[assignment] # a sync client
+        STREAM, GROUP, consumer, CLAIM_IDLE_MS, "0-0", READ_COUNT
+    )
+    stale = claimed[1]
     if stale:
         handled += _take_in(client, stale)
     while True:
-        response = client.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=READ_COUNT)
+        response: list = client.xreadgroup(  # type: ignore[assignment] # a sync client
+            GROUP, consumer, {STREAM: ">"}, count=READ_COUNT
+        )
         entries = response[0][1] if response else []
         if not entries:
             return handled

@@ -186,10 +186,7 @@ def recently_sent(limit: int = 50) -> list[Article]:
 def remove_article(article_id: int) -> bool:
     """Takes an article out of the next digest; one already sent stays where it was."""
     with db.transaction():
-        removed = db.session.execute(
-            update(Article)
-            .where(Article.id == article_id, *UNSENT)
-            .values(removed_at=utcnow())
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        removed = db.change(
+            update(Article).where(Article.id == article_id, *UNSENT).values(removed_at=utcnow())
+        )
     return bool(removed)

@@ -1,4 +1,4 @@
-"""The `mailer` command (also `flask --app mailer`)."""
+"""The `mailer` command's subcommands (the command itself starts in entrypoints.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
 
 
 def register_commands(app: Flask) -> None:
@@ -23,6 +22,25 @@ def register_commands(app: Flask) -> None:
 
         upgrade(current_app.config["MAILER"].database_url, revision)
         click.echo("Database is up to date.")
+
+    @db_group.command("revision")
+    @click.option("-m", "--message", required=True, help="What the migration changes.")
+    @click.option(
+        "--autogenerate/--empty",
+        default=True,
+        show_default=True,
+        help="Compare mailer/models.py with the database (which must be up to date).",
+    )
+    def db_revision(message: str, autogenerate: bool) -> None:
+        """Start a new migration in mailer/migrations/versions/."""
+        from mailer.migrate import revision
+
+        path = revision(
+            current_app.config["MAILER"].database_url, message, autogenerate=autogenerate
+        )
+        click.echo(f"Wrote {path}")
+        click.echo("Read it, add what autogenerate cannot see (data changes), then run:")
+        click.echo("  mailer db upgrade")
 
     @app.cli.command("create-editor")
     @click.argument("email")
@@ -125,13 +143,3 @@ def register_commands(app: Flask) -> None:
         from mailer.devmail import run_catcher
 
         run_catcher(Path(directory).resolve(), host, port)
-
-
-def _create_app() -> Flask:
-    from mailer import create_app
-
-    return create_app()
-
-
-def main() -> None:
-    FlaskGroup(create_app=_create_app, add_default_commands=True, load_dotenv=False)()

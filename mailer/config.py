@@ -9,6 +9,7 @@ from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 
+from mailer.logs import LEVELS
 from mailer.schedule import ScheduleError, parse_schedule
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +100,7 @@ class Settings:
     feed_max_bytes: int = 5_000_000
     timezone: str = "UTC"
     mail_directory: str = str(PROJECT_ROOT / "var" / "mail")
+    log_level: str = "INFO"
 
     @property
     def development(self) -> bool:
@@ -152,6 +154,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "MAILER_FEED_TIMEOUT": ("feed_timeout", _int),
     "MAILER_FEED_MAX_BYTES": ("feed_max_bytes", _int),
     "MAILER_TIMEZONE": ("timezone", _str),
+    "MAILER_LOG_LEVEL": ("log_level", lambda _name, raw: raw.strip().upper()),
 }
 
 
@@ -209,5 +212,7 @@ def validate(settings: Settings) -> None:
         parse_schedule(settings.digest_schedule, settings.timezone)
     except ScheduleError as exc:
         raise ConfigError(f"MAILER_DIGEST_SCHEDULE / MAILER_TIMEZONE: {exc}") from None
+    if settings.log_level not in LEVELS:
+        raise ConfigError(f"MAILER_LOG_LEVEL must be one of {', '.join(LEVELS)}.")
     if settings.confirm_max_age_days < 1:
         raise ConfigError("MAILER_CONFIRM_MAX_AGE_DAYS must be at least 1.")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, current_app, g
-from sqlalchemy import create_engine, event
+from sqlalchemy import CursorResult, Delete, Select, Update, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
@@ -60,6 +60,18 @@ class Database:
         if session.in_transaction():
             session.rollback()
         return session.begin()
+
+    def change(self, statement: Update | Delete) -> int:
+        """Runs a set-based UPDATE or DELETE; returns how many rows it changed.
+
+        Loaded objects are not synchronized: the rows are re-read when needed.
+        """
+        options = statement.execution_options(synchronize_session=False)
+        return cast(CursorResult[Any], self.session.execute(options)).rowcount
+
+    def count(self, query: Select[int]) -> int:
+        """The number a SELECT count(...) returns (0 for no row)."""
+        return self.session.scalar(query) or 0
 
     @staticmethod
     def _close_session(_exc: BaseException | None) -> None:

@@ -23,7 +23,7 @@ class SaveToDirectory:
     async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
         name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
         partial = self.directory / (name + ".part")
-        partial.write_bytes(envelope.original_content or envelope.content)
+        partial.write_bytes(envelope.original_content or b"")
         partial.rename(self.directory / name)  # readers never see half a file
         return "250 Message accepted for delivery"
 
@@ -57,4 +57,4 @@ def list_messages(directory: Path, limit: int = 200) -> list[dict[str, str]]:
 
 
 def read_message(path: Path) -> EmailMessage:
-    return message_from_bytes(path.read_bytes(), policy=policy.default)  # type: ignore[return-value]
+    return message_from_bytes(path.read_bytes(), policy=policy.default)

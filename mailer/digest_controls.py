@@ -34,7 +34,7 @@ def send_test(address: str, requested_by: str) -> bool:
 
 def _set_sending_flag(digest_id: int, **values: object) -> None:
     with db.transaction():
-        changed = db.session.execute(
+        changed = db.change(
             update(Digest)
             .where(
                 Digest.id == digest_id,
@@ -42,8 +42,7 @@ def _set_sending_flag(digest_id: int, **values: object) -> None:
                 Digest.cancelled_at.is_(None),
             )
             .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        )
     if not changed:
         raise NotSending("This digest is not sending any more.")
 

@@ -69,12 +69,11 @@ def create_digest(*, trigger: str, period: str | None = None) -> int:
             )
             session.add(digest)
             session.flush()  # a second digest while one is sending fails here
-            taken = session.execute(
+            taken = db.change(
                 update(Article)
                 .where(*articles.WAITING, Article.id <= watermark)
                 .values(digest_id=digest.id)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             if not taken:
                 raise NothingToSend("There are no new articles since the last digest.")
             chosen = list(session.scalars(select(Article).where(Article.digest_id == digest.id)))
@@ -181,7 +180,7 @@ def failed_deliveries(
     base = select(Subscriber.email, Delivery.smtp_reply, Delivery.attempts).join(
         Subscriber, Subscriber.id == Delivery.subscriber_id
     )
-    total = db.session.scalar(
+    total = db.count(
         select(func.count())
         .select_from(Delivery)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)

@@ -42,7 +42,7 @@ def authenticate(email: str, password: str) -> int | None:
     if row is None:
         return None
     with db.transaction():
-        editor = db.session.get(Editor, row.id)
+        editor = db.session.get_one(Editor, row.id)
         editor.last_login_at = utcnow()
         if _hasher.check_needs_rehash(editor.password_hash):
             editor.password_hash = _hasher.hash(password)

@@ -37,8 +37,9 @@ def init_limiter(app: Flask) -> Limiter:
     """A Limiter for this app, wrapping every view that declared limits."""
     limiter = Limiter(key_func=get_remote_address, key_prefix="mailer-limits", app=app)
     for endpoint, view in list(app.view_functions.items()):
+        limited: Callable[..., Any] = view
         for value, key_func in getattr(view, RATE_LIMITS_ATTRIBUTE, ()):
-            view = limiter.limit(value, key_func=key_func)(view)
-        app.view_functions[endpoint] = view
+            limited = limiter.limit(value, key_func=key_func)(limited)
+        app.view_functions[endpoint] = limited
     app.extensions["mailer.limiter"] = limiter
     return limiter

@@ -151,7 +151,7 @@ def poll_feed(url: str) -> int:
 
 def _record(url: str, *, error: str | None = None, **validators: str | None) -> None:
     with db.transaction():
-        feed = db.session.scalar(select(Feed).where(Feed.url == url))
+        feed = db.session.scalars(select(Feed).where(Feed.url == url)).one()
         feed.last_polled_at = utcnow()
         feed.last_error = error
         if error is None:

@@ -26,3 +26,33 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def next_revision_id(script_location: Path | None = None) -> str:
+    """Revisions are numbered 0001, 0002, ...: the next free number."""
+    versions = (script_location or MIGRATIONS) / "versions"
+    numbers = [int(path.name[:4]) for path in versions.glob("[0-9][0-9][0-9][0-9]_*.py")]
+    return f"{max(numbers, default=0) + 1:04d}"
+
+
+def revision(
+    database_url: str,
+    message: str,
+    *,
+    autogenerate: bool = True,
+    script_location: Path | None = None,
+) -> Path:
+    """Starts a new migration file; autogenerate compares the models with the database."""
+    script_location = script_location or MIGRATIONS
+    config = alembic_config(database_url)
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    script = command.revision(
+        config,
+        message=message,
+        autogenerate=autogenerate,
+        rev_id=next_revision_id(script_location),
+    )
+    if script is None or isinstance(script, list):
+        raise RuntimeError("alembic made no single revision")
+    return Path(script.path)

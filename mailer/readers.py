@@ -43,7 +43,7 @@ def search(query: str = "", status: str = "", page: int = 1) -> Page:
         conditions.append(Subscriber.email_key.contains(query.strip().lower(), autoescape=True))
     if status:
         conditions.append(Subscriber.status == status)
-    total = db.session.scalar(select(func.count()).select_from(Subscriber).where(*conditions))
+    total = db.count(select(func.count()).select_from(Subscriber).where(*conditions))
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(page, 1), pages)
     readers = db.session.scalars(
@@ -159,7 +159,7 @@ def daily_activity(days: int = 90) -> tuple[list[date], list[int], list[int]]:
 
 def bounced_count() -> int:
     """Active readers whose address a server refused permanently (5xx) at least once."""
-    return db.session.scalar(
+    return db.count(
         select(func.count(func.distinct(Delivery.subscriber_id)))
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(

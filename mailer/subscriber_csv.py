@@ -178,15 +178,14 @@ def check(import_id: int) -> dict:
 def start(import_id: int) -> None:
     """The editor confirmed the preview: a worker applies the file."""
     with db.transaction():
-        changed = db.session.execute(
+        changed = db.change(
             update(SubscriberImport)
             .where(
                 SubscriberImport.id == import_id,
                 SubscriberImport.status == ImportStatus.PREVIEWED,
             )
             .values(status=ImportStatus.RUNNING, processed_rows=0)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        )
     if not changed:
         raise InvalidInput("This import is not waiting for confirmation.")
     jobs.enqueue(jobs.APPLY_IMPORT, import_id)
@@ -225,16 +224,15 @@ def _apply_chunk(chunk: list[Row], source: str) -> Counter[str]:
             counts[outcome] += 1
             if outcome.startswith("new_"):
                 new.append(_new_subscriber(row, source, consent_text, now))
-            elif outcome == "unsubscribed_existing":
+            elif outcome == "unsubscribed_existing" and state is not None:
                 leaving.append(state[0])
         if new:
             db.session.execute(insert(Subscriber), new)
         if leaving:
-            db.session.execute(
+            db.change(
                 update(Subscriber)
                 .where(Subscriber.id.in_(leaving))
                 .values(status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=now)
-                .execution_options(synchronize_session=False)
             )
         pending = [r["email_key"] for r in new if r["status"] == SubscriberStatus.PENDING]
         owed = list(
@@ -276,12 +274,7 @@ def _save(import_id: int, *, summary: dict | None = None, **values: object) -> N
     if summary is not None:
         values["summary"] = json.dumps(summary)
     with db.transaction():
-        db.session.execute(
-            update(SubscriberImport)
-            .where(SubscriberImport.id == import_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        db.change(update(SubscriberImport).where(SubscriberImport.id == import_id).values(**values))
 
 
 def state(import_id: int) -> dict:

@@ -100,9 +100,9 @@ def request_subscription(address: Address, name: str | None, *, source: str) -> 
         )
         owed = subscriber_id is not None
         if not owed:
-            subscriber = session.scalar(
+            subscriber = session.scalars(
                 select(Subscriber).where(Subscriber.email_key == address.key)
-            )
+            ).one()
             subscriber_id = subscriber.id
             owed = _request_confirmation_again(subscriber, name, source, consent_text)
     if owed:
@@ -124,7 +124,7 @@ def _request_confirmation_again(
         return False
     now = utcnow()
     # A conditional update, so two signups at once queue at most one mail.
-    claimed = db.session.execute(
+    claimed = db.change(
         update(Subscriber)
         .where(
             Subscriber.id == subscriber.id,
@@ -142,8 +142,7 @@ def _request_confirmation_again(
             consent_text=consent_text,
             confirmation_requested_at=now,
         )
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     return claimed == 1
 
 
@@ -155,12 +154,11 @@ def send_confirmation(subscriber_id: int) -> str:
         if subscriber is None or subscriber.status != SubscriberStatus.PENDING:
             return "not-pending"
         previous = subscriber.confirmation_sent_at
-        claimed = session.execute(
+        claimed = db.change(
             update(Subscriber)
             .where(Subscriber.id == subscriber_id, _confirmation_owed())
             .values(confirmation_sent_at=Subscriber.confirmation_requested_at)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        )
     if claimed != 1:
         return "already-sent"
 
@@ -172,11 +170,10 @@ def send_confirmation(subscriber_id: int) -> str:
     except Exception:
         # Not sent: give the claim back so a retry (or the reconciler) sends it.
         with db.transaction():
-            session.execute(
+            db.change(
                 update(Subscriber)
                 .where(Subscriber.id == subscriber_id)
                 .values(confirmation_sent_at=previous)
-                .execution_options(synchronize_session=False)
             )
         raise
     return "sent"
@@ -212,12 +209,11 @@ def confirm_subscription(subscriber_id: int) -> ConfirmOutcome:
     """pending -> active; repeats are harmless, an unsubscribed reader stays unsubscribed."""
     session = db.session
     with db.transaction():
-        confirmed = session.execute(
+        confirmed = db.change(
             update(Subscriber)
             .where(Subscriber.id == subscriber_id, Subscriber.status == SubscriberStatus.PENDING)
             .values(status=SubscriberStatus.ACTIVE, confirmed_at=utcnow(), unsubscribed_at=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         if confirmed:
             return ConfirmOutcome.CONFIRMED
         status = session.scalar(select(Subscriber.status).where(Subscriber.id == subscriber_id))
@@ -232,14 +228,13 @@ def unsubscribe(subscriber_id: int) -> None:
     """Unsubscribes at once; repeats are harmless."""
     session = db.session
     with db.transaction():
-        session.execute(
+        db.change(
             update(Subscriber)
             .where(
                 Subscriber.id == subscriber_id,
                 Subscriber.status != SubscriberStatus.UNSUBSCRIBED,
             )
             .values(status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=utcnow())
-            .execution_options(synchronize_session=False)
         )
         exists = session.scalar(select(Subscriber.id).where(Subscriber.id == subscriber_id))
     if exists is None:

@@ -200,9 +200,37 @@ def outbox(smtp_server: tuple[Controller, Outbox]) -> Outbox:
     return smtp_server[1]
 
 
+# --- Tiers ---------------------------------------------------------------------
+# unit: no service at all; integration: the app with real Redis, SMTP and database;
+# browser: Chromium against a live stack; slow: seconds each (resilience, bench smoke).
+# `make test` runs them all; `make test-fast` leaves out slow and browser.
+
+SERVICE_FIXTURES = {"app", "client", "worker", "environment", "database_url", "redis_server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("browser") or item.get_closest_marker("integration"):
+            continue
+        uses_services = SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.integration if uses_services else pytest.mark.unit)
+
+
 # --- Database ----------------------------------------------------------------
 
-DATABASES = ["sqlite", "postgresql"]
+POSTGRESQL_URL = os.environ.get("MAILER_TEST_DATABASE_URL", "")
+# Without MAILER_TEST_DATABASE_URL the suite runs on SQLite alone, and says so once.
+DATABASES = ["sqlite", "postgresql"] if POSTGRESQL_URL else ["sqlite"]
+NO_POSTGRESQL = "PostgreSQL run skipped: MAILER_TEST_DATABASE_URL is not set"
+
+
+def pytest_report_header() -> str:
+    return f"databases: {', '.join(DATABASES)}" + ("" if POSTGRESQL_URL else f" ({NO_POSTGRESQL})")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not POSTGRESQL_URL:
+        terminalreporter.write_line(NO_POSTGRESQL, yellow=True)
 
 
 def database_kind(url: str) -> str:
@@ -212,10 +240,7 @@ def database_kind(url: str) -> str:
 @pytest.fixture(scope="session", params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     if request.param == "postgresql":
-        url = os.environ.get("MAILER_TEST_DATABASE_URL")
-        if not url:
-            pytest.skip("PostgreSQL run skipped: MAILER_TEST_DATABASE_URL is not set")
-        url = normalize_database_url(url)
+        url = normalize_database_url(POSTGRESQL_URL)
         engine = create_engine(url)
         with engine.begin() as connection:
             Base.metadata.drop_all(connection)
@@ -288,8 +313,9 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
 
     wait_until(wipe, timeout=30, message="could not clean the database")
     client = redis.Redis.from_url(app.config["MAILER"].redis_url)
-    # Only our own keys: flushing would also drop the broker's queue bindings.
-    for key in client.scan_iter("*LIMITER*"):
+    # Only mailer's own keys (queues, journals, counters, rate limits): flushing
+    # would also drop the broker's queue bindings.
+    for key in client.scan_iter("mailer:*"):
         client.delete(key)
     client.close()
     yield
@@ -298,6 +324,38 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+EDITOR = "desk@example.org"
+EDITOR_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def editor_password_hash() -> str:
+    from argon2 import PasswordHasher
+
+    return PasswordHasher().hash(EDITOR_PASSWORD)  # Argon2 costs 0.15 s: once a session
+
+
+@pytest.fixture
+def console(app, client, editor_password_hash):
+    """A client logged in as the editor desk@example.org.
+
+    The login form has tests of its own (test_editor.py); here the session is
+    opened as a successful login opens it, without two Argon2 runs per test.
+    """
+    from mailer.db import db
+    from mailer.models import Editor
+    from mailer.views.editor import open_session
+
+    with app.app_context():
+        editor = Editor(email=EDITOR, password_hash=editor_password_hash)
+        db.session.add(editor)
+        db.session.commit()
+        editor_id = editor.id
+    with client.session_transaction() as store:
+        open_session(store, editor_id)
+    return client
 
 
 @pytest.fixture

@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 def test_the_send_benchmark_runs_end_to_end(tmp_path):

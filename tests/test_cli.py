@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from sqlalchemy import select
 
 from mailer import delivery
@@ -53,6 +54,7 @@ def test_send_digest_from_the_shell(app, worker, outbox):
         assert db.session.scalar(select(Digest.trigger)) == "cli"
 
 
+@pytest.mark.slow
 def test_the_global_send_rate_is_respected_across_batches(
     app, outbox, settings_override, monkeypatch
 ):

@@ -268,6 +268,7 @@ def test_the_same_url_or_guid_is_not_a_second_article(app, client, token):
         assert db.session.scalar(select(func.count()).select_from(Article)) == 1
 
 
+@pytest.mark.slow
 def test_a_burst_of_a_thousand_articles_is_all_accepted(app, client, token):
     for n in range(1000):
         response = post_article(

@@ -8,9 +8,15 @@ from sqlalchemy import func, select
 from mailer.db import db
 from mailer.editors import create_editor
 from mailer.models import Article, Delivery, Digest
-from tests.helpers import add_article, add_readers, hidden_fields, wait_until
-
-PASSWORD = "correct horse battery"
+from tests.conftest import EDITOR_PASSWORD as PASSWORD
+from tests.helpers import (
+    add_article,
+    add_readers,
+    hidden_fields,
+    link_path,
+    text_body,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -25,12 +31,6 @@ def log_in(client, email: str, password: str = PASSWORD, **extra: str):
     return client.post(
         "/editor/login", data={**fields, "email": email, "password": password, **extra}
     )
-
-
-@pytest.fixture
-def console(app, client, editor):
-    assert log_in(client, editor).status_code == 302
-    return client
 
 
 def csrf(client, path: str = "/editor/") -> str:
@@ -138,6 +138,28 @@ def test_preview_and_test_send_touch_no_reader(app, console, worker, outbox):
         assert db.session.scalar(select(func.count()).select_from(Digest)) == 0
         assert db.session.scalar(select(func.count()).select_from(Delivery)) == 0
     assert outbox.count() == 1
+    # The reader's mail, headers included; not a reader, so its link says it was a test.
+    assert mail["List-Id"] == "Example News <digest.news.example.org>"
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail["List-Unsubscribe"].startswith("<https://news.example.org/unsubscribe/test>")
+    link = link_path(text_body(mail), "/unsubscribe/")
+    assert link == "/unsubscribe/test"
+    for method in (console.get, console.post):
+        page = method(link).get_data(as_text=True)
+        assert "This was a test copy" in page
+
+
+def test_a_test_sent_to_a_readers_address_carries_their_working_link(app, console, worker, outbox):
+    add_readers_and_article(app, 1)  # console0@example.org
+    console.post(
+        "/editor/digest/test",
+        data={"csrf_token": csrf(console, "/editor/digest"), "email": "console0@example.org"},
+    )
+    [mail] = outbox.wait_for("console0@example.org")
+    assert str(mail["Subject"]).startswith("[TEST] ")
+    path = link_path(text_body(mail), "/unsubscribe/")
+    assert path in mail["List-Unsubscribe"]
+    assert "Unsubscribe from Example News?" in console.get(path).get_data(as_text=True)
 
 
 def test_send_to_n_readers_then_watch_it_finish(app, console, worker, outbox):

@@ -13,17 +13,6 @@ from werkzeug.test import stream_encode_multipart
 from mailer.db import db
 from mailer.models import Delivery, Subscriber, SubscriberStatus, Suppression, utcnow
 from tests.helpers import hidden_fields, wait_until
-from tests.test_editor import PASSWORD, log_in
-
-
-@pytest.fixture
-def console(app, client):
-    from mailer.editors import create_editor
-
-    with app.app_context():
-        create_editor("desk@example.org", PASSWORD)
-    assert log_in(client, "desk@example.org").status_code == 302
-    return client
 
 
 def token(client, path: str = "/editor/subscribers") -> str:

@@ -17,6 +17,7 @@ from tests.conftest import RedisServer, Worker
 from tests.helpers import wait_until
 
 READERS = 240
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

@@ -65,11 +65,10 @@ def claim_rows(claim_id: int, digest_id: int, batch_size: int) -> list[Recipient
             .limit(batch_size)
             .with_for_update(skip_locked=True)
         )
-        session.execute(
+        db.change(
             update(Delivery)
             .where(Delivery.id.in_(owed.scalar_subquery()))
             .values(status=DeliveryStatus.CLAIMED, claim_id=claim_id)
-            .execution_options(synchronize_session=False)
         )
         rows = session.execute(
             select(
@@ -81,10 +80,7 @@ def claim_rows(claim_id: int, digest_id: int, batch_size: int) -> list[Recipient
         ).all()
         gone = [r[0] for r in rows if r[3] != SubscriberStatus.ACTIVE]
         if gone:
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(gone))
-                .values(status=DeliveryStatus.SKIPPED)
-                .execution_options(synchronize_session=False)
+            db.change(
+                update(Delivery).where(Delivery.id.in_(gone)).values(status=DeliveryStatus.SKIPPED)
             )
     return [Recipient(r[0], r[1], r[2], r[4]) for r in rows if r[3] == SubscriberStatus.ACTIVE]

@@ -23,7 +23,7 @@ class Journal:
         self.client = client
         self.prefix = f"mailer:claim:{claim_id}"
         self.working = True
-        self._connection: redis.connection.AbstractConnection | None = None
+        self._connection: redis.connection.Connection | None = None
         self._unread = 0  # replies of streamed writes not read yet
 
     def _stream(self, *commands: tuple) -> None:

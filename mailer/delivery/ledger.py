@@ -97,17 +97,11 @@ class Ledger:
 
     def flush(self, *, finished: bool = False) -> None:
         """claimed -> sent / failed / retrying / pending / skipped, and the claim's heartbeat."""
-        session = db.session
         now = utcnow()
         mine = (Delivery.claim_id == self.claim_id, Delivery.status == DeliveryStatus.CLAIMED)
 
         def change(ids: list[int], **values: object) -> None:
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids), *mine)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+            db.change(update(Delivery).where(Delivery.id.in_(ids), *mine).values(**values))
 
         with db.transaction():
             if self.sent:
@@ -144,11 +138,10 @@ class Ledger:
                     claim_id=None,
                     smtp_reply=CANCELLED_REPLY if skipped else None,
                 )
-            session.execute(
+            db.change(
                 update(SendClaim)
                 .where(SendClaim.id == self.claim_id)
                 .values(heartbeat_at=now, finished=finished)
-                .execution_options(synchronize_session=False)
             )
         self.totals.sent += len(self.sent)
         self.totals.failed += sum(o.status == DeliveryStatus.FAILED for o in self.outcomes)

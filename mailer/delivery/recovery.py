@@ -51,9 +51,8 @@ def recover_claim(claim_id: int, stale_before: datetime) -> bool:
     journal is gone) or pending (never reached). False if the claim came back to life."""
     journal = Journal(redis_client(), claim_id)
     opened, sent, inflight = journal.read()
-    session = db.session
     with db.transaction():
-        taken = session.execute(
+        taken = db.change(
             update(SendClaim)
             .where(
                 SendClaim.id == claim_id,
@@ -61,20 +60,14 @@ def recover_claim(claim_id: int, stale_before: datetime) -> bool:
                 SendClaim.heartbeat_at < stale_before,
             )
             .values(finished=True)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         if not taken:
             return False  # it came back to life, or another reconciler got here first
         mine = (Delivery.claim_id == claim_id, Delivery.status == DeliveryStatus.CLAIMED)
 
         def mark(ids: set[int] | None, **values: object) -> None:
             condition = [*mine] if ids is None else [Delivery.id.in_(ids), *mine]
-            session.execute(
-                update(Delivery)
-                .where(*condition)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+            db.change(update(Delivery).where(*condition).values(**values))
 
         if not opened:
             mark(None, status=DeliveryStatus.UNKNOWN, smtp_reply=LOST_JOURNAL_REPLY)
@@ -116,11 +109,8 @@ def reconcile_digests() -> dict[str, int]:
         )
         if owed and idle and quiet:
             with db.transaction():
-                db.session.execute(
-                    update(Digest)
-                    .where(Digest.id == digest_id)
-                    .values(last_enqueued_at=utcnow())
-                    .execution_options(synchronize_session=False)
+                db.change(
+                    update(Digest).where(Digest.id == digest_id).values(last_enqueued_at=utcnow())
                 )
             enqueue_batches(digest_id, owed)
             enqueued += 1

@@ -59,7 +59,7 @@ def materialize(digest_id: int) -> int:
             )
         )
     # Counted, not summed from rowcount: drivers may report -1 for INSERT ... SELECT.
-    return session.scalar(
+    return db.count(
         select(func.count()).select_from(Delivery).where(Delivery.digest_id == digest_id)
     )
 
@@ -79,18 +79,17 @@ def count_owed(digest_id: int, *, due_now: bool = False) -> int:
         if due_now
         else ((Delivery.digest_id == digest_id) & Delivery.status.in_(OWED))
     )
-    return db.session.scalar(select(func.count()).select_from(Delivery).where(condition))
+    return db.count(select(func.count()).select_from(Delivery).where(condition))
 
 
 def finish_if_done(digest_id: int) -> bool:
     """The digest: sending -> sent / sent_with_failures, once no row is owed."""
-    session = db.session
     with db.transaction():
         counts = status_counts(digest_id)
         if any(counts.get(s, 0) for s in OWED):
             return False
         troubled = counts.get(DeliveryStatus.FAILED, 0) + counts.get(DeliveryStatus.UNKNOWN, 0)
-        finished = session.execute(
+        finished = db.change(
             update(Digest)
             .where(Digest.id == digest_id, Digest.status == DigestStatus.SENDING)
             .values(
@@ -98,22 +97,20 @@ def finish_if_done(digest_id: int) -> bool:
                 sending_slot=None,
                 finished_at=utcnow(),
             )
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        )
     return bool(finished)
 
 
 def skip_unsent(digest_id: int) -> None:
     """pending / retrying -> skipped: a cancel. Claimed rows stop at their batch's next flush."""
     with db.transaction():
-        db.session.execute(
+        db.change(
             update(Delivery)
             .where(
                 Delivery.digest_id == digest_id,
                 Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.RETRYING)),
             )
             .values(status=DeliveryStatus.SKIPPED, smtp_reply=CANCELLED_REPLY)
-            .execution_options(synchronize_session=False)
         )
 
 
@@ -122,7 +119,7 @@ def requeue_gave_up(digest_id: int) -> int:
 
     Runs inside the caller's transaction, the one that puts the digest back to sending.
     """
-    return db.session.execute(
+    return db.change(
         update(Delivery)
         .where(
             Delivery.digest_id == digest_id,
@@ -133,13 +130,12 @@ def requeue_gave_up(digest_id: int) -> int:
             ),
         )
         .values(status=DeliveryStatus.PENDING, attempts=0, gave_up=False, claim_id=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
 
 
 def live_claims(digest_id: int, stale_before: datetime) -> int:
     """Batches of this digest whose worker reported since `stale_before`."""
-    return db.session.scalar(
+    return db.count(
         select(func.count())
         .select_from(SendClaim)
         .where(

@@ -21,6 +21,8 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask.sessions import SessionMixin
+from flask.typing import ResponseReturnValue
 
 from mailer import (
     articles,
@@ -47,7 +49,7 @@ OPEN_ENDPOINTS = {"editor.login", "editor.login_post"}
 
 
 @bp.before_request
-def _require_login() -> Response | None:
+def _require_login() -> ResponseReturnValue | None:
     editor_id = session.get("editor_id")
     editor = editors.get_editor(editor_id) if isinstance(editor_id, int) else None
     if editor is not None:
@@ -92,10 +94,15 @@ def login_post():
         error = "That email and password do not match an editor account."
         page = render_template("editor/login.html", error=error, next=request.form.get("next", ""))
         return page, 401
-    session.clear()  # no session fixation: a fresh session for the editor
-    session["editor_id"] = editor_id
-    session.permanent = True
+    open_session(session, editor_id)
     return redirect(_safe_next(request.form.get("next")))
+
+
+def open_session(store: SessionMixin, editor_id: int) -> None:
+    """What a successful login keeps in the session cookie."""
+    store.clear()  # no session fixation: a fresh session for the editor
+    store["editor_id"] = editor_id
+    store.permanent = True
 
 
 @bp.post("/logout")

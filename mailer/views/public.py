@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from mailer import subscriptions, tokens
-from mailer.errors import InvalidInput, wants_json
+from mailer.errors import InvalidInput
 from mailer.extensions import csrf, rate_limit
+from mailer.views.errors import wants_json
 
 bp = Blueprint("public", __name__)
 
@@ -21,7 +23,7 @@ def _settings():
     return current_app.config["MAILER"]
 
 
-def _signup_input() -> dict[str, object]:
+def _signup_input() -> dict[str, Any]:
     """The POSTed fields, from a form or a JSON object (the content type is checked earlier)."""
     if request.is_json:
         data = request.get_json(silent=True)

@@ -1,0 +1,36 @@
+"""How each process starts: logging is configured once, then the app is built.
+
+web:     gunicorn 'mailer.entrypoints:web_app()'
+command: mailer ...                       (mailer.entrypoints:main)
+worker and beat: celery --app workers.app  (workers/app.py, which calls worker_app())
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from mailer import create_app
+from mailer.config import load_settings
+from mailer.logs import configure_logging
+
+
+def _app_with_logging() -> Flask:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+def web_app() -> Flask:
+    """The WSGI app gunicorn serves."""
+    return _app_with_logging()
+
+
+def worker_app() -> Flask:
+    """The app a Celery worker or beat runs its tasks in."""
+    return _app_with_logging()
+
+
+def main() -> None:
+    """The `mailer` command."""
+    FlaskGroup(create_app=_app_with_logging, add_default_commands=True, load_dotenv=False)()
