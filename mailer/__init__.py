@@ -11,6 +11,7 @@ from mailer.db import db
 from mailer.extensions import csrf, init_limiter
 from mailer.jobs import init_celery
 from mailer.views.errors import register_error_handlers
+from mailer.views.inputs import init_inputs, refuse_nameless_form_fields
 
 # Bodies a POST may carry; anything else is refused before any view reads it.
 ACCEPTED_BODY_TYPES = {
@@ -57,9 +58,11 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
         )
 
+    init_inputs(app)
     # Registered before CSRFProtect (which reads the form) so they apply first.
     app.before_request(_refuse_unknown_body_types)
     app.before_request(_allow_large_bodies)
+    app.before_request(refuse_nameless_form_fields)
     db.init_app(app)
     csrf.init_app(app)
     init_celery(app)

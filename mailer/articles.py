@@ -58,6 +58,10 @@ def sanitize_html(html: str) -> str:
     )
 
 
+# Line breaks and tabs are text; other control characters (NUL above all) are not.
+TEXT_CONTROLS = frozenset("\t\n\r")
+
+
 def _text(data: dict, field: str, *, required: bool = False) -> str | None:
     value = data.get(field)
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -66,7 +70,10 @@ def _text(data: dict, field: str, *, required: bool = False) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"'{field}' must be a string.")
-    if field != "summary" and any(unicodedata.category(c) == "Cc" for c in value):
+    allowed = TEXT_CONTROLS if field == "summary" else frozenset()
+    if any(unicodedata.category(c) == "Cc" and c not in allowed for c in value):
+        if field == "summary":
+            raise InvalidInput(f"'{field}' must not hold control characters.")
         raise InvalidInput(f"'{field}' must be a single line of text.")
     value = value.strip() if field == "summary" else " ".join(value.split())
     if len(value) > LIMITS[field]:
@@ -75,8 +82,12 @@ def _text(data: dict, field: str, *, required: bool = False) -> str | None:
 
 
 def _url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc or " " in value:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - reading it validates the port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname or " " in value:
         raise InvalidInput("'url' must be an absolute http:// or https:// URL.")
     return value
 
@@ -88,9 +99,9 @@ def _published_at(value: object) -> datetime | None:
         raise InvalidInput("'published_at' must be an ISO 8601 date and time.")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00+14:00 is before year 1 in UTC
         raise InvalidInput("'published_at' must be an ISO 8601 date and time.") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def parse_article(data: object) -> ArticleInput:
@@ -108,6 +119,8 @@ def parse_article(data: object) -> ArticleInput:
             raise InvalidInput("'body_html' must be a string.")
         if len(body_html) > MAX_BODY_HTML:
             raise InvalidInput(f"'body_html' can be at most {MAX_BODY_HTML} characters long.")
+        if "\0" in body_html:
+            raise InvalidInput("'body_html' must not hold NUL characters.")
         body_html = sanitize_html(body_html) or None
     return ArticleInput(
         title=_text(data, "title", required=True),  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -62,7 +63,10 @@ def decode_upload(raw: bytes) -> str:
 
 def header_columns(text: str) -> list[str]:
     reader = csv.reader(io.StringIO(text))
-    header = [c.strip().lower() for c in next(reader, [])]
+    try:
+        header = [c.strip().lower() for c in next(reader, [])]
+    except csv.Error as exc:
+        raise InvalidInput(f"The first line is not a CSV header ({exc}).") from None
     if "email" not in header:
         shown = ", ".join(h for h in header if h) or "none"
         raise InvalidInput(f"The file has no 'email' column. Its columns are: {shown}.")
@@ -70,19 +74,39 @@ def header_columns(text: str) -> list[str]:
 
 
 def _parse_time(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    """Raises ValueError for what is not a time in UTC's range (0001-01-01T00:00+14:00 is not)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(value) from None
+
+
+def _records(reader: csv.DictReader) -> Iterator[tuple[int, dict[str, str] | None]]:
+    """(line, record) per row; record None for a row csv cannot read (a field too long)."""
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            yield reader.line_num, None
+            continue
+        yield reader.line_num, record
 
 
 def parse_rows(text: str) -> tuple[list[Row], list[tuple[int, str]], int]:
     """Valid rows (duplicates merged, first one wins), errors by line, duplicates count."""
+    header_columns(text)  # a clear error for a file without a readable header
     reader = csv.DictReader(io.StringIO(text))
     reader.fieldnames = [c.strip().lower() for c in reader.fieldnames or []]
     rows: dict[str, Row] = {}
     errors: list[tuple[int, str]] = []
     duplicates = 0
-    for record in reader:
-        line = reader.line_num
+    for line, record in _records(reader):
+        if record is None:
+            errors.append((line, f"a field is longer than {csv.field_size_limit()} characters"))
+            continue
         try:
             address = normalize_address(record.get("email") or "", check_deliverability=False)
             name = clean_name(record.get("name") or None)
@@ -157,7 +181,11 @@ def upload(filename: str, raw: bytes, requested_by: str) -> int:
 def check(import_id: int) -> dict:
     """Worker: what applying the file would change, without changing anything."""
     record = _get(import_id)
-    rows, errors, duplicates = parse_rows(record.content)
+    try:
+        rows, errors, duplicates = parse_rows(record.content)
+    except InvalidInput as error:
+        _save(import_id, status=ImportStatus.FAILED, summary={"error": error.message})
+        return {"error": error.message}
     counts: Counter[str] = Counter()
     for chunk in _chunks(rows):
         keys = [r.key for r in chunk]

@@ -338,23 +338,29 @@ def editor_password_hash() -> str:
 
 
 @pytest.fixture
-def console(app, client, editor_password_hash):
-    """A client logged in as the editor desk@example.org.
-
-    The login form has tests of its own (test_editor.py); here the session is
-    opened as a successful login opens it, without two Argon2 runs per test.
-    """
+def console_editor(app, editor_password_hash) -> tuple[str, str, int]:
+    """The editor desk@example.org: (email, password, id), not logged in."""
     from mailer.db import db
     from mailer.models import Editor
-    from mailer.views.editor import open_session
 
     with app.app_context():
         editor = Editor(email=EDITOR, password_hash=editor_password_hash)
         db.session.add(editor)
         db.session.commit()
-        editor_id = editor.id
+        return EDITOR, EDITOR_PASSWORD, editor.id
+
+
+@pytest.fixture
+def console(client, console_editor):
+    """A client logged in as the editor desk@example.org.
+
+    The login form has tests of its own (test_editor.py); here the session is
+    opened as a successful login opens it, without two Argon2 runs per test.
+    """
+    from mailer.views.editor import open_session
+
     with client.session_transaction() as store:
-        open_session(store, editor_id)
+        open_session(store, console_editor[2])
     return client
 
 

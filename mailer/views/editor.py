@@ -41,6 +41,7 @@ from mailer.errors import InvalidInput, UserError
 from mailer.extensions import rate_limit
 from mailer.models import SubscriberStatus
 from mailer.views import framed_html
+from mailer.views.inputs import page_number
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
@@ -64,7 +65,7 @@ def _require_login() -> ResponseReturnValue | None:
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never an open redirect to another host."""
-    if target:
+    if target and target.isprintable() and "\\" not in target:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/editor"):
             return target
@@ -219,7 +220,7 @@ FAILED_PER_PAGE = 50
 @bp.get("/digests/<int:digest_id>")
 def digest_page(digest_id: int):
     search = request.args.get("q", "")[:320]
-    page = request.args.get("page", 1, type=int) or 1
+    page = page_number()
     failed, failed_total = digests.failed_deliveries(digest_id, search, page, FAILED_PER_PAGE)
     return render_template(
         "editor/digest.html",
@@ -271,9 +272,7 @@ def subscriber_list():
     status = request.args.get("status", "")
     if status not in {"", *(s.value for s in SubscriberStatus)}:
         status = ""
-    found = readers.search(
-        request.args.get("q", "")[:320], status, request.args.get("page", 1, type=int) or 1
-    )
+    found = readers.search(request.args.get("q", "")[:320], status, page_number())
     return render_template(
         "editor/subscribers.html", found=found, q=request.args.get("q", ""), status=status
     )
