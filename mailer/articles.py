@@ -15,6 +15,7 @@ from mailer import article_queue
 from mailer.db import db
 from mailer.errors import InvalidInput
 from mailer.models import Article, utcnow
+from mailer.summaries import MAX_HTML_DEPTH, html_depth
 
 FIELDS = {"title", "url", "summary", "body_html", "author", "published_at", "guid"}
 LIMITS = {"title": 500, "url": 2000, "summary": 5000, "author": 200, "guid": 500}
@@ -121,6 +122,8 @@ def parse_article(data: object) -> ArticleInput:
             raise InvalidInput(f"'body_html' can be at most {MAX_BODY_HTML} characters long.")
         if "\0" in body_html:
             raise InvalidInput("'body_html' must not hold NUL characters.")
+        if html_depth(body_html) > MAX_HTML_DEPTH:
+            raise InvalidInput(f"'body_html' nests elements more than {MAX_HTML_DEPTH} deep.")
         body_html = sanitize_html(body_html) or None
     return ArticleInput(
         title=_text(data, "title", required=True),  # type: ignore[arg-type]

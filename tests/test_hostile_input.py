@@ -179,3 +179,29 @@ def test_a_huge_field_or_an_impossible_time_is_an_invalid_row_not_a_stuck_import
     assert state["summary"]["invalid"] == 2
     messages = " ".join(message for _line, message in state["summary"]["errors"])
     assert "longer than" in messages and "consented_at" in messages
+
+
+def test_deeply_nested_article_html_is_refused_before_the_sanitizer_sees_it(app, client, api):
+    import time
+
+    body = {
+        "title": "Deep",
+        "url": "https://news.example.org/deep",
+        "body_html": "<div>" * 99_000 + "x",  # 495 KB, under the size limit
+    }
+    began = time.monotonic()
+    response = client.post("/api/articles", json=body, headers=api)
+    assert response.status_code == 400
+    assert "deep" in response.get_json()["error"]
+    assert time.monotonic() - began < 2
+    assert count(app, Article) == 0
+
+
+def test_ordinary_html_with_many_paragraphs_is_not_deep():
+    from mailer.summaries import MAX_HTML_DEPTH, html_depth, html_to_text
+
+    assert html_depth("<p>one<p>two<ul><li>a<li>b</ul><br><img src=x>") == 1
+    assert html_depth("<p>x" * 5_000) == 0
+    deep = "<span>" * (MAX_HTML_DEPTH + 1) + "words" + "</span>" * (MAX_HTML_DEPTH + 1)
+    assert html_depth(deep) == MAX_HTML_DEPTH + 1
+    assert html_to_text(deep) == "words"  # tags dropped without a parser, text kept

@@ -45,7 +45,9 @@ def send_batch(digest_id: int) -> dict[str, object]:
     return {"claimed": result.claimed, "sent": result.sent, "failed": result.failed}
 
 
-@shared_task(name=jobs.PROCESS_ARTICLES)
+# Work on outside input has a hard ceiling: a task stuck on one feed or article is
+# stopped (soft first, so it can end cleanly) instead of holding a worker for good.
+@shared_task(name=jobs.PROCESS_ARTICLES, soft_time_limit=120, time_limit=150)
 def process_articles() -> int:
     return article_queue.drain(jobs.worker_name())
 
@@ -55,7 +57,7 @@ def scheduled_digest() -> int | None:
     return scheduler.run_schedule()
 
 
-@shared_task(name=jobs.POLL_FEEDS)
+@shared_task(name=jobs.POLL_FEEDS, soft_time_limit=600, time_limit=660)
 def poll_feeds() -> dict[str, int | str]:
     return feeds.poll_feeds()
 
@@ -65,11 +67,11 @@ def send_test(address: str, requested_by: str) -> bool:
     return digest_controls.send_test(address, requested_by)
 
 
-@shared_task(name=jobs.CHECK_IMPORT)
+@shared_task(name=jobs.CHECK_IMPORT, soft_time_limit=600, time_limit=660)
 def check_import(import_id: int) -> dict:
     return subscriber_csv.check(import_id)
 
 
-@shared_task(name=jobs.APPLY_IMPORT)
+@shared_task(name=jobs.APPLY_IMPORT, soft_time_limit=1800, time_limit=1860)
 def apply_import(import_id: int) -> dict:
     return subscriber_csv.apply(import_id)
