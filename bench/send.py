@@ -63,16 +63,18 @@ def seed(services: Services, readers: int) -> None:
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             sql = (
-                "INSERT INTO subscribers (email, email_key, status, created_at, confirmed_at) "
+                "INSERT INTO subscribers (email, email_key, status, created_at, confirmed_at, "
+                "link_key, legacy_links) "
                 "SELECT 'r' || n || '@example.org', 'r' || n || '@example.org', 'active', "
-                "now(), now() FROM generate_series(1, :n) AS n"
+                "now(), now(), md5(random()::text), false FROM generate_series(1, :n) AS n"
             )
         else:
             sql = (
                 "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < :n) "
-                "INSERT INTO subscribers (email, email_key, status, created_at, confirmed_at) "
+                "INSERT INTO subscribers (email, email_key, status, created_at, confirmed_at, "
+                "link_key, legacy_links) "
                 "SELECT 'r' || n || '@example.org', 'r' || n || '@example.org', 'active', "
-                "datetime('now'), datetime('now') FROM seq"
+                "datetime('now'), datetime('now'), lower(hex(randomblob(12))), 0 FROM seq"
             )
         with db.engine.begin() as connection:
             connection.execute(text(sql), {"n": readers})

@@ -25,10 +25,11 @@ def send_test(address: str, requested_by: str) -> bool:
     if rendered is None:
         return False
     # A reader's own address gets a link that works for them; any other, a test page.
-    subscriber_id = db.session.scalar(
-        select(Subscriber.id).where(Subscriber.email_key == address.lower())
-    )
-    emails.send(emails.test_digest(rendered, address, subscriber_id, requested_by))
+    reader = db.session.execute(
+        select(Subscriber.id, Subscriber.link_key).where(Subscriber.email_key == address.lower())
+    ).first()
+    link_key = (reader.id, reader.link_key) if reader else None
+    emails.send(emails.test_digest(rendered, address, link_key, requested_by))
     return True
 
 

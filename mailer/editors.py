@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailer.db import db
 from mailer.errors import InvalidInput
@@ -30,8 +30,8 @@ def create_editor(email: str, password: str) -> int:
         return editor.id
 
 
-def authenticate(email: str, password: str) -> int | None:
-    """The editor's id when email and password match, else None (same cost either way)."""
+def authenticate(email: str, password: str) -> Editor | None:
+    """The editor when email and password match, else None (same cost either way)."""
     row = db.session.execute(
         select(Editor.id, Editor.password_hash).where(Editor.email == email.strip().lower())
     ).first()
@@ -46,8 +46,22 @@ def authenticate(email: str, password: str) -> int | None:
         editor.last_login_at = utcnow()
         if _hasher.check_needs_rehash(editor.password_hash):
             editor.password_hash = _hasher.hash(password)
-    return row.id
+    return editor
 
 
-def get_editor(editor_id: int) -> Editor | None:
-    return db.session.get(Editor, editor_id)
+def editor_of_session(editor_id: object, epoch: object) -> Editor | None:
+    """The editor a session cookie names, if that session has not been ended by a logout."""
+    if not isinstance(editor_id, int) or not isinstance(epoch, int) or editor_id > 2**31 - 1:
+        return None
+    editor = db.session.get(Editor, editor_id)
+    return editor if editor is not None and editor.session_epoch == epoch else None
+
+
+def end_sessions(editor_id: int) -> None:
+    """Logs the editor out everywhere: every session cookie issued so far stops working."""
+    with db.transaction():
+        db.change(
+            update(Editor)
+            .where(Editor.id == editor_id)
+            .values(session_epoch=Editor.session_epoch + 1)
+        )

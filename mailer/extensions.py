@@ -17,7 +17,9 @@ LimitValue = str | Callable[[], str]
 RATE_LIMITS_ATTRIBUTE = "mailer_rate_limits"
 
 
-def rate_limit(value: LimitValue, *, key_func: Callable[[], str] | None = None) -> Callable:
+def rate_limit(
+    value: LimitValue, *, key_func: Callable[[], str] | None = None, **options: Any
+) -> Callable:
     """Declares a rate limit on a view; init_limiter() binds it to each app's own storage.
 
     A Limiter holds one storage, and the factory builds several apps in one
@@ -27,7 +29,7 @@ def rate_limit(value: LimitValue, *, key_func: Callable[[], str] | None = None) 
 
     def declare(view: View) -> View:
         limits = view.__dict__.setdefault(RATE_LIMITS_ATTRIBUTE, [])
-        limits.insert(0, (value, key_func))  # decorators apply bottom-up; keep reading order
+        limits.insert(0, (value, key_func, options))  # decorators apply bottom-up
         return view
 
     return declare
@@ -38,8 +40,8 @@ def init_limiter(app: Flask) -> Limiter:
     limiter = Limiter(key_func=get_remote_address, key_prefix="mailer-limits", app=app)
     for endpoint, view in list(app.view_functions.items()):
         limited: Callable[..., Any] = view
-        for value, key_func in getattr(view, RATE_LIMITS_ATTRIBUTE, ()):
-            limited = limiter.limit(value, key_func=key_func)(limited)
+        for value, key_func, options in getattr(view, RATE_LIMITS_ATTRIBUTE, ()):
+            limited = limiter.limit(value, key_func=key_func, **options)(limited)
         app.view_functions[endpoint] = limited
     app.extensions["mailer.limiter"] = limiter
     return limiter

@@ -15,12 +15,13 @@ def external_url(endpoint: str, **values: object) -> str:
     return current_app.config["MAILER"].base_url.rstrip("/") + path
 
 
-def confirm_url(subscriber_id: int) -> str:
-    return external_url("public.confirm", token=make_confirm_token(subscriber_id))
+def confirm_url(subscriber_id: int, link_key: str) -> str:
+    return external_url("public.confirm", token=make_confirm_token(subscriber_id, link_key))
 
 
-def unsubscribe_url(subscriber_id: int) -> str:
-    return external_url("public.unsubscribe", token=make_unsubscribe_token(subscriber_id))
+def unsubscribe_url(subscriber_id: int, link_key: str) -> str:
+    token = make_unsubscribe_token(subscriber_id, link_key)
+    return external_url("public.unsubscribe", token=token)
 
 
 def test_unsubscribe_url() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 
 def utcnow() -> datetime:
@@ -59,6 +60,15 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class IdsNeverReused:
+    """SQLite gives the largest id again after a delete unless the table says AUTOINCREMENT;
+    ids here never come back, because links, logs and journals name them."""
+
+    @declared_attr.directive
+    def __table_args__(cls) -> dict[str, object]:
+        return {"sqlite_autoincrement": True}
+
+
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     """Stored as a short string with a CHECK constraint, the same on SQLite and PostgreSQL."""
     return Enum(
@@ -71,13 +81,17 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
     )
 
 
+def new_link_key() -> str:
+    return secrets.token_urlsafe(12)
+
+
 class SubscriberStatus(enum.StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"
 
 
-class Subscriber(Base):
+class Subscriber(IdsNeverReused, Base):
     __tablename__ = "subscribers"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -98,12 +112,17 @@ class Subscriber(Base):
     # A confirmation mail is owed while requested_at is later than sent_at.
     confirmation_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # In every link mailed to this reader, checked against the row: a link reaches its
+    # own reader only, even if an id were ever given to someone else.
+    link_key: Mapped[str] = mapped_column(String(32), default=new_link_key)
+    # Links mailed before they carried a key still work for the readers they were mailed to.
+    legacy_links: Mapped[bool] = mapped_column(Boolean, default=False)
 
     def __repr__(self) -> str:
         return f"<Subscriber {self.id} {self.status}>"
 
 
-class ApiToken(Base):
+class ApiToken(IdsNeverReused, Base):
     """A bearer token for the site's API; only its SHA-256 is stored."""
 
     __tablename__ = "api_tokens"
@@ -115,7 +134,7 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class Article(Base):
+class Article(IdsNeverReused, Base):
     """An article waiting for (digest_id is NULL) or sent in exactly one digest."""
 
     __tablename__ = "articles"
@@ -143,7 +162,7 @@ class DigestStatus(enum.StrEnum):
     SENT_WITH_FAILURES = "sent_with_failures"
 
 
-class Digest(Base):
+class Digest(IdsNeverReused, Base):
     __tablename__ = "digests"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -153,7 +172,7 @@ class Digest(Base):
     sending_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
     # A schedule period ("2026-11-25"): beat firing twice still makes one digest.
     period: Mapped[str | None] = mapped_column(String(40), unique=True)
-    trigger: Mapped[str] = mapped_column(String(40))
+    trigger: Mapped[str] = mapped_column(Text)  # "api:<token name>", "editor:<address>"...
     article_watermark: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(Text)
     text_body: Mapped[str] = mapped_column(Text)
@@ -184,6 +203,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("digest_id", "subscriber_id"),
         Index("ix_deliveries_digest_status", "digest_id", "status"),
+        {"sqlite_autoincrement": True},  # ids never come back
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -199,7 +219,7 @@ class Delivery(Base):
     gave_up: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class SendClaim(Base):
+class SendClaim(IdsNeverReused, Base):
     """A batch of deliveries one task took; its heartbeat says whether the task lives."""
 
     __tablename__ = "send_claims"
@@ -212,7 +232,7 @@ class SendClaim(Base):
     finished: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
 
 
-class Feed(Base):
+class Feed(IdsNeverReused, Base):
     """An RSS/Atom feed mailer polls, with what it needs for conditional GETs."""
 
     __tablename__ = "feeds"
@@ -225,7 +245,7 @@ class Feed(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-class Editor(Base):
+class Editor(IdsNeverReused, Base):
     """A person who logs in to the console; the password is stored as an Argon2id hash."""
 
     __tablename__ = "editors"
@@ -235,9 +255,11 @@ class Editor(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # In the session cookie; a logout moves it on, and every older cookie stops working.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class Suppression(Base):
+class Suppression(IdsNeverReused, Base):
     """An erased reader's address, hashed: imports can never bring them back."""
 
     __tablename__ = "suppressions"
@@ -256,7 +278,7 @@ class ImportStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class SubscriberImport(Base):
+class SubscriberImport(IdsNeverReused, Base):
     """An uploaded subscriber CSV, kept in SQL so any worker can run it."""
 
     __tablename__ = "subscriber_imports"

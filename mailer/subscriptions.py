@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import unicodedata
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from mailer.db import db
 from mailer.emails.smtp import PermanentFailure
 from mailer.errors import InvalidInput, NotFound
 from mailer.models import Subscriber, SubscriberStatus, utcnow
+from mailer.tokens import ReaderLink
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +241,21 @@ def unsubscribe(subscriber_id: int) -> None:
         exists = session.scalar(select(Subscriber.id).where(Subscriber.id == subscriber_id))
     if exists is None:
         raise NotFound("We could not find this subscription. It may already have been deleted.")
+
+
+def reader_of(link: ReaderLink) -> Subscriber:
+    """The reader a link was mailed to. NotFound when they are gone or the link is not theirs,
+    so a link can never act for another reader, whatever id it names."""
+    subscriber = db.session.get(Subscriber, link.subscriber_id)
+    if subscriber is not None and _link_is_theirs(subscriber, link):
+        return subscriber
+    raise NotFound("We could not find this subscription. It may have been deleted.")
+
+
+def _link_is_theirs(subscriber: Subscriber, link: ReaderLink) -> bool:
+    if link.key is None:
+        return subscriber.legacy_links
+    return hmac.compare_digest(subscriber.link_key.encode(), link.key.encode())
 
 
 def get_subscriber(subscriber_id: int) -> Subscriber:

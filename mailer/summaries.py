@@ -15,10 +15,9 @@ SUMMARY_CHARS = 300
 MAX_HTML_DEPTH = 1000
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^>]*?(/?)>")
 # Elements that never hold others, or whose end tag a parser supplies: they add no depth.
-_FLAT = frozenset(
-    "area base br col embed hr img input link meta source track wbr "
-    "p li dt dd tr td th thead tbody tfoot option".split()
-)
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "wbr"}
+_END_TAG_OPTIONAL = {"p", "li", "dt", "dd", "tr", "td", "th", "thead", "tbody", "tfoot"}
+_FLAT = frozenset(_VOID | _END_TAG_OPTIONAL | {"source", "track", "option"})
 
 
 def html_depth(fragment: str) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeGuard
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
@@ -51,11 +53,19 @@ def _untimed(purpose: Purpose) -> URLSafeSerializer:
     return URLSafeSerializer(_keys(), salt=purpose.value)
 
 
-def make_confirm_token(subscriber_id: int) -> str:
-    return _timed(Purpose.CONFIRM).dumps(subscriber_id)
+@dataclass(frozen=True)
+class ReaderLink:
+    """Whom a link names: the reader's id and the key the link was made with."""
+
+    subscriber_id: int
+    key: str | None  # None: a link mailed before links carried a key
 
 
-def read_confirm_token(token: str) -> int:
+def make_confirm_token(subscriber_id: int, link_key: str) -> str:
+    return _timed(Purpose.CONFIRM).dumps([subscriber_id, link_key])
+
+
+def read_confirm_token(token: str) -> ReaderLink:
     max_age = current_app.config["MAILER"].confirm_max_age_days * 86400
     try:
         value = _timed(Purpose.CONFIRM).loads(token, max_age=max_age)
@@ -63,20 +73,20 @@ def read_confirm_token(token: str) -> int:
         raise TokenExpired("This confirmation link has expired.") from None
     except BadSignature:
         raise TokenInvalid("This confirmation link is not valid.") from None
-    return _as_id(value, "This confirmation link is not valid.")
+    return _as_link(value, "This confirmation link is not valid.")
 
 
-def make_unsubscribe_token(subscriber_id: int) -> str:
+def make_unsubscribe_token(subscriber_id: int, link_key: str) -> str:
     # No timestamp: unsubscribe links must keep working for years.
-    return _untimed(Purpose.UNSUBSCRIBE).dumps(subscriber_id)
+    return _untimed(Purpose.UNSUBSCRIBE).dumps([subscriber_id, link_key])
 
 
-def read_unsubscribe_token(token: str) -> int:
+def read_unsubscribe_token(token: str) -> ReaderLink:
     try:
         value = _untimed(Purpose.UNSUBSCRIBE).loads(token)
     except BadSignature:
         raise TokenInvalid("This unsubscribe link is not valid.") from None
-    return _as_id(value, "This unsubscribe link is not valid.")
+    return _as_link(value, "This unsubscribe link is not valid.")
 
 
 def make_form_token() -> str:
@@ -93,7 +103,15 @@ def form_age_seconds(token: str) -> float | None:
     return (utcnow() - signed_at).total_seconds()
 
 
-def _as_id(value: object, message: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TokenInvalid(message)
-    return value
+def _as_link(value: object, message: str) -> ReaderLink:
+    if _is_id(value):  # the form of links mailed before they carried a key
+        return ReaderLink(value, None)
+    if isinstance(value, list) and len(value) == 2:
+        subscriber_id, key = value
+        if _is_id(subscriber_id) and isinstance(key, str) and 0 < len(key) <= 64:
+            return ReaderLink(subscriber_id, key)
+    raise TokenInvalid(message)
+
+
+def _is_id(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31

@@ -360,7 +360,7 @@ def console(client, console_editor):
     from mailer.views.editor import open_session
 
     with client.session_transaction() as store:
-        open_session(store, console_editor[2])
+        open_session(store, console_editor[2], 0)
     return client
 
 

@@ -82,6 +82,15 @@ def add_readers(app, prefix: str, count: int, status=None) -> list[str]:
     return emails
 
 
+def reader_link(app, subscriber_id: int) -> tuple[int, str]:
+    """(id, link key): what a reader's links are made of."""
+    from mailer.db import db
+    from mailer.models import Subscriber
+
+    with app.app_context():
+        return subscriber_id, db.session.get_one(Subscriber, subscriber_id).link_key
+
+
 def add_article(app, title: str, url: str, **fields: object) -> None:
     """An article already taken in from the queue, waiting for the next digest."""
     from mailer.db import db

@@ -12,7 +12,7 @@ from mailer.db import db
 from mailer.models import Subscriber, SubscriberStatus
 from mailer.tokens import Purpose, make_confirm_token, make_unsubscribe_token
 from tests.conftest import SECRET
-from tests.helpers import csrf_token, hidden_fields, signup
+from tests.helpers import csrf_token, hidden_fields, reader_link, signup
 
 
 def snapshot(app) -> list[tuple]:
@@ -146,7 +146,7 @@ def test_a_wrong_csrf_token_is_refused(app, client, existing):
 def test_confirming_without_a_csrf_token_is_refused(app, client, existing):
     before = snapshot(app)
     with app.app_context():
-        token = make_confirm_token(existing["pending"])
+        token = make_confirm_token(*reader_link(app, existing["pending"]))
     response = client.post(f"/confirm/{token}", data={"csrf_token": "forged"})
     assert response.status_code == 400
     assert snapshot(app) == before
@@ -162,21 +162,21 @@ class EightDaysAgo(TimestampSigner):
         return int(time.time()) - 8 * 86400
 
 
-def expired_confirm_token(subscriber_id: int) -> str:
+def expired_confirm_token(app, subscriber_id: int) -> str:
     return URLSafeTimedSerializer(SECRET, salt=Purpose.CONFIRM.value, signer=EightDaysAgo).dumps(
-        subscriber_id
+        list(reader_link(app, subscriber_id))
     )
 
 
 def bad_tokens(app, existing) -> dict[str, tuple[str, int]]:
     """path -> expected status, for each way a link can be wrong."""
     with app.app_context():
-        confirm = make_confirm_token(existing["pending"])
-        unsubscribe = make_unsubscribe_token(existing["active"])
+        confirm = make_confirm_token(*reader_link(app, existing["pending"]))
+        unsubscribe = make_unsubscribe_token(*reader_link(app, existing["active"]))
     other_key = URLSafeSerializer("another-secret-key-entirely", salt=Purpose.UNSUBSCRIBE.value)
     return {
         f"/confirm/{tamper(confirm)}": 400,
-        f"/confirm/{expired_confirm_token(existing['pending'])}": 410,
+        f"/confirm/{expired_confirm_token(app, existing['pending'])}": 410,
         f"/confirm/{unsubscribe}": 400,  # an unsubscribe token used to confirm
         "/confirm/not-a-token": 400,
         f"/unsubscribe/{tamper(unsubscribe)}": 400,
@@ -207,7 +207,7 @@ def test_tampered_expired_and_cross_purpose_tokens_change_nothing(app, client, e
 
 
 def test_expired_confirmation_page_offers_to_sign_up_again(app, client, existing):
-    response = client.get(f"/confirm/{expired_confirm_token(existing['pending'])}")
+    response = client.get(f"/confirm/{expired_confirm_token(app, existing['pending'])}")
     assert response.status_code == 410
     page = response.get_data(as_text=True)
     assert "expired" in page
@@ -216,7 +216,7 @@ def test_expired_confirmation_page_offers_to_sign_up_again(app, client, existing
 
 def test_a_valid_token_for_a_deleted_reader_is_a_friendly_404(app, client, existing):
     with app.app_context():
-        token = make_unsubscribe_token(987654)
+        token = make_unsubscribe_token(987654, "a-key-of-nobody")
     before = snapshot(app)
     for response in (client.get(f"/unsubscribe/{token}"), client.post(f"/unsubscribe/{token}")):
         assert response.status_code == 404

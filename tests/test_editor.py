@@ -87,6 +87,39 @@ def test_logins_are_rate_limited(client, editor):
     assert blocked.status_code == 429
 
 
+def from_ip(app, address: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_failures_elsewhere_never_lock_the_real_editor_out(app, editor):
+    for n in range(10):
+        attacker = from_ip(app, f"203.0.113.{n}")
+        assert log_in(attacker, editor, "wrong password").status_code == 401
+    editor_at_home = from_ip(app, "198.51.100.7")
+    assert log_in(editor_at_home, editor).status_code == 302
+    assert editor_at_home.get("/editor/").status_code == 200
+
+
+def test_successful_logins_do_not_count_against_the_limit(app, editor):
+    for _ in range(11):  # one more than failures may count
+        assert log_in(from_ip(app, "198.51.100.8"), editor).status_code == 302
+
+
+def test_logout_ends_the_session_even_for_a_copied_cookie(app, client, editor):
+    assert log_in(client, editor).status_code == 302
+    cookie = client.get_cookie("mailer_session")
+    thief = app.test_client()
+    thief.set_cookie("mailer_session", cookie.value)
+    assert thief.get("/editor/").status_code == 200  # the copy works while the session lives
+    client.post("/editor/logout", data={"csrf_token": csrf(client)})
+    assert client.get("/editor/").status_code == 302
+    assert thief.get("/editor/").status_code == 302
+    assert log_in(client, editor).status_code == 302  # a new login works again
+    assert client.get("/editor/").status_code == 200
+
+
 def test_adding_and_removing_articles_by_hand(app, console):
     response = console.post(
         "/editor/articles",

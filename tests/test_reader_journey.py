@@ -7,7 +7,7 @@ from sqlalchemy import select
 from mailer.db import db
 from mailer.links import unsubscribe_url
 from mailer.models import Subscriber, SubscriberStatus
-from tests.helpers import hidden_fields, link_path, signup, text_body, wait_until
+from tests.helpers import hidden_fields, link_path, reader_link, signup, text_body, wait_until
 
 
 def subscriber(app, email: str) -> Subscriber | None:
@@ -46,7 +46,9 @@ def test_reader_signs_up_confirms_and_unsubscribes(app, client, worker, outbox):
 
     # Unsubscribe from a browser with no session at all (no cookies, no CSRF token).
     with app.app_context():
-        unsubscribe_path = unsubscribe_url(row.id).removeprefix("https://news.example.org")
+        unsubscribe_path = unsubscribe_url(row.id, row.link_key).removeprefix(
+            "https://news.example.org"
+        )
     fresh = app.test_client()
     assert fresh.get(unsubscribe_path).status_code == 200
     assert subscriber(app, "reader@example.org").status == SubscriberStatus.ACTIVE
@@ -69,7 +71,8 @@ def active_reader(app, email: str) -> int:
 
 def one_click_path(app, subscriber_id: int) -> str:
     with app.app_context():
-        return unsubscribe_url(subscriber_id).removeprefix("https://news.example.org")
+        url = unsubscribe_url(*reader_link(app, subscriber_id))
+    return url.removeprefix("https://news.example.org")
 
 
 def test_one_click_unsubscribe_urlencoded(app):

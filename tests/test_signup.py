@@ -8,7 +8,12 @@ from mailer import create_app
 from mailer.config import load_settings
 from mailer.db import db
 from mailer.models import Subscriber, SubscriberStatus
-from mailer.tokens import make_confirm_token, make_unsubscribe_token, read_unsubscribe_token
+from mailer.tokens import (
+    ReaderLink,
+    make_confirm_token,
+    make_unsubscribe_token,
+    read_unsubscribe_token,
+)
 from tests.conftest import SECRET, free_port
 from tests.helpers import csrf_token, hidden_fields, signup
 
@@ -140,15 +145,15 @@ def test_signups_are_rate_limited_per_ip(app, client, settings_override):
 
 def test_tokens_signed_with_an_older_key_still_verify(app, settings_override):
     with app.app_context():
-        old_confirm = make_confirm_token(7)
-        old_unsubscribe = make_unsubscribe_token(7)
+        old_confirm = make_confirm_token(7, "key7")
+        old_unsubscribe = make_unsubscribe_token(7, "key7")
         settings_override(secret_keys=("a-brand-new-secret-key-0001", SECRET))
-        assert read_unsubscribe_token(old_unsubscribe) == 7
-        new_unsubscribe = make_unsubscribe_token(7)
+        assert read_unsubscribe_token(old_unsubscribe) == ReaderLink(7, "key7")
+        new_unsubscribe = make_unsubscribe_token(7, "key7")
         assert new_unsubscribe != old_unsubscribe  # signed with the newest key
         from mailer.tokens import read_confirm_token
 
-        assert read_confirm_token(old_confirm) == 7
+        assert read_confirm_token(old_confirm) == ReaderLink(7, "key7")
 
 
 def test_signup_is_kept_when_redis_is_unreachable(environment, tmp_path):

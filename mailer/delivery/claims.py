@@ -26,6 +26,7 @@ class Recipient:
     subscriber_id: int
     email: str
     attempts: int
+    link_key: str
 
 
 def halt_status(digest_id: int) -> DeliveryStatus | None:
@@ -72,7 +73,12 @@ def claim_rows(claim_id: int, digest_id: int, batch_size: int) -> list[Recipient
         )
         rows = session.execute(
             select(
-                Delivery.id, Subscriber.id, Subscriber.email, Subscriber.status, Delivery.attempts
+                Delivery.id,
+                Subscriber.id,
+                Subscriber.email,
+                Subscriber.status,
+                Delivery.attempts,
+                Subscriber.link_key,
             )
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.claim_id == claim_id, Delivery.status == DeliveryStatus.CLAIMED)
@@ -83,4 +89,6 @@ def claim_rows(claim_id: int, digest_id: int, batch_size: int) -> list[Recipient
             db.change(
                 update(Delivery).where(Delivery.id.in_(gone)).values(status=DeliveryStatus.SKIPPED)
             )
-    return [Recipient(r[0], r[1], r[2], r[4]) for r in rows if r[3] == SubscriberStatus.ACTIVE]
+    return [
+        Recipient(r[0], r[1], r[2], r[4], r[5]) for r in rows if r[3] == SubscriberStatus.ACTIVE
+    ]

@@ -67,7 +67,8 @@ class DigestCopies:
         message_id = emails.digest_message_id(
             self.settings, self.digest_id, self.created_at, recipient.delivery_id
         )
-        return self.newsletter.copy_for(recipient.email, recipient.subscriber_id, message_id)
+        reader = (recipient.subscriber_id, recipient.link_key)
+        return self.newsletter.copy_for(recipient.email, reader, message_id)
 
 
 def send_batch(digest_id: int) -> BatchResult:

@@ -33,6 +33,8 @@ from mailer.tokens import make_unsubscribe_token
 
 log = logging.getLogger(__name__)
 
+# (subscriber id, link key): what a reader's own links are made of.
+ReaderLinkKey = tuple[int, str]
 # Rendered into a newsletter's bodies once and replaced by each reader's link.
 UNSUBSCRIBE_SLOT = "__MAILER_UNSUBSCRIBE_URL__"
 # Gmail clips HTML bodies over about 102 KB.
@@ -72,7 +74,7 @@ def confirmation(subscriber: Subscriber) -> OutgoingMail:
     rendered = render_email(
         "confirm",
         name=subscriber.name,
-        confirm_url=confirm_url(subscriber.id),
+        confirm_url=confirm_url(subscriber.id, subscriber.link_key),
         list_name=settings.list_name,
         max_age_days=settings.confirm_max_age_days,
         consent_text=subscriber.consent_text,
@@ -128,12 +130,12 @@ class Newsletter:
             headers={**newsletter_headers(self.settings), **(headers or {})},
         )
 
-    def copy_for(self, email: str, subscriber_id: int | None, message_id: str) -> OutgoingMail:
-        """The reader's copy; without a subscriber id, a test copy whose link says so."""
-        if subscriber_id is None:
+    def copy_for(self, email: str, reader: ReaderLinkKey | None, message_id: str) -> OutgoingMail:
+        """The reader's copy; without a reader, a test copy whose link says so."""
+        if reader is None:
             token, url = "test", test_unsubscribe_url()
         else:
-            token = make_unsubscribe_token(subscriber_id)
+            token = make_unsubscribe_token(*reader)
             url = external_url("public.unsubscribe", token=token)
         recipient = ascii_address(email)
         data = self.prepared.render(
@@ -159,10 +161,10 @@ def digest_message_id(
 
 
 def test_digest(
-    rendered: RenderedEmail, address: str, subscriber_id: int | None, requested_by: str
+    rendered: RenderedEmail, address: str, reader: ReaderLinkKey | None, requested_by: str
 ) -> OutgoingMail:
     """The reader's mail, headers included, marked [TEST]; its link works for a reader's
     address and plainly says it is a test for any other."""
     marked = RenderedEmail(TEST_MARK + rendered.subject, rendered.text, rendered.html)
     newsletter = Newsletter(marked, headers={"X-Mailer-Test": f"requested by {requested_by}"})
-    return newsletter.copy_for(address, subscriber_id, one_off_message_id(_settings()))
+    return newsletter.copy_for(address, reader, one_off_message_id(_settings()))

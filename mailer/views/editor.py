@@ -23,6 +23,7 @@ from flask import (
 )
 from flask.sessions import SessionMixin
 from flask.typing import ResponseReturnValue
+from flask_limiter.util import get_remote_address
 
 from mailer import (
     articles,
@@ -45,14 +46,15 @@ from mailer.views.inputs import page_number
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
-LOGIN_LIMIT = "10 per minute;50 per hour"
+# Only failed attempts count.
+LOGIN_LIMIT_PER_IP = "20 per minute;100 per hour"
+LOGIN_LIMIT_PER_ADDRESS_AND_IP = "10 per minute;50 per hour"
 OPEN_ENDPOINTS = {"editor.login", "editor.login_post"}
 
 
 @bp.before_request
 def _require_login() -> ResponseReturnValue | None:
-    editor_id = session.get("editor_id")
-    editor = editors.get_editor(editor_id) if isinstance(editor_id, int) else None
+    editor = editors.editor_of_session(session.get("editor_id"), session.get("epoch"))
     if editor is not None:
         g.editor = editor
         return None
@@ -72,8 +74,15 @@ def _safe_next(target: str | None) -> str:
     return url_for("editor.dashboard")
 
 
-def _login_address_key() -> str:
-    return "login:" + str(request.form.get("email", "")).strip().lower()
+def _login_address_and_ip_key() -> str:
+    """Failed logins count per address and IP: guessing from one place is slowed down,
+    and nobody elsewhere can lock the real editor out by failing on purpose."""
+    address = str(request.form.get("email", "")).strip().lower()
+    return f"login:{address}:{get_remote_address()}"
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
 
 
 @bp.get("/login")
@@ -84,30 +93,32 @@ def login():
 
 
 @bp.post("/login")
-@rate_limit(LOGIN_LIMIT)
-@rate_limit(LOGIN_LIMIT, key_func=_login_address_key)
+@rate_limit(LOGIN_LIMIT_PER_IP, deduct_when=_failed)
+@rate_limit(LOGIN_LIMIT_PER_ADDRESS_AND_IP, key_func=_login_address_and_ip_key, deduct_when=_failed)
 def login_post():
-    editor_id = editors.authenticate(
+    editor = editors.authenticate(
         str(request.form.get("email", "")), str(request.form.get("password", ""))
     )
-    if editor_id is None:
+    if editor is None:
         # One message for an unknown address and a wrong password.
         error = "That email and password do not match an editor account."
         page = render_template("editor/login.html", error=error, next=request.form.get("next", ""))
         return page, 401
-    open_session(session, editor_id)
+    open_session(session, editor.id, editor.session_epoch)
     return redirect(_safe_next(request.form.get("next")))
 
 
-def open_session(store: SessionMixin, editor_id: int) -> None:
+def open_session(store: SessionMixin, editor_id: int, epoch: int) -> None:
     """What a successful login keeps in the session cookie."""
     store.clear()  # no session fixation: a fresh session for the editor
     store["editor_id"] = editor_id
+    store["epoch"] = epoch  # a logout moves the editor's epoch on: this cookie then dies
     store.permanent = True
 
 
 @bp.post("/logout")
 def logout():
+    editors.end_sessions(g.editor.id)  # a copy of the cookie taken earlier dies too
     session.clear()
     return redirect(url_for("editor.login"))
 

@@ -104,8 +104,7 @@ def subscribe():
 @bp.get("/confirm/<token>")
 def confirm(token: str):
     # GET never changes anything: mail scanners fetch every link.
-    subscriber_id = tokens.read_confirm_token(token)
-    subscriber = subscriptions.get_subscriber(subscriber_id)
+    subscriber = subscriptions.reader_of(tokens.read_confirm_token(token))
     return render_template(
         "pages/confirm.html", subscriber=subscriber, token=token, list_name=_settings().list_name
     )
@@ -113,8 +112,8 @@ def confirm(token: str):
 
 @bp.post("/confirm/<token>")
 def confirm_post(token: str):
-    subscriber_id = tokens.read_confirm_token(token)
-    outcome = subscriptions.confirm_subscription(subscriber_id)
+    reader = subscriptions.reader_of(tokens.read_confirm_token(token))
+    outcome = subscriptions.confirm_subscription(reader.id)
     return render_template(
         "pages/confirmed.html", outcome=outcome.value, list_name=_settings().list_name
     )
@@ -129,8 +128,7 @@ def _test_copy_page() -> str:
 def unsubscribe(token: str):
     if token == tokens.TEST_UNSUBSCRIBE_TOKEN:
         return _test_copy_page()
-    subscriber_id = tokens.read_unsubscribe_token(token)
-    subscriber = subscriptions.get_subscriber(subscriber_id)
+    subscriber = subscriptions.reader_of(tokens.read_unsubscribe_token(token))
     return render_template(
         "pages/unsubscribe.html",
         subscriber=subscriber,
@@ -146,8 +144,8 @@ def unsubscribe(token: str):
 def unsubscribe_post(token: str):
     if token == tokens.TEST_UNSUBSCRIBE_TOKEN:
         return _test_copy_page()
-    subscriber_id = tokens.read_unsubscribe_token(token)
-    subscriptions.unsubscribe(subscriber_id)
+    reader = subscriptions.reader_of(tokens.read_unsubscribe_token(token))
+    subscriptions.unsubscribe(reader.id)
     if request.form.get("List-Unsubscribe") == ONE_CLICK_BODY:
         return Response("You have been unsubscribed.\n", mimetype="text/plain")
     return render_template("pages/unsubscribed.html", token=token, list_name=_settings().list_name)
@@ -156,6 +154,6 @@ def unsubscribe_post(token: str):
 @bp.post("/resubscribe/<token>")
 @rate_limit(lambda: _settings().signup_rate_limit_ip)
 def resubscribe(token: str):
-    subscriber_id = tokens.read_unsubscribe_token(token)
-    subscriptions.resubscribe(subscriber_id, source="resubscribe")
+    reader = subscriptions.reader_of(tokens.read_unsubscribe_token(token))
+    subscriptions.resubscribe(reader.id, source="resubscribe")
     return _signup_done()
