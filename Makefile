@@ -59,7 +59,6 @@ chromium:
 # A development secret lives in .env (ignored by git); production sets MAILER_SECRET_KEY.
 .env:
 	@echo "MAILER_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))')" > .env
-	@echo "MAILER_ENV=development" >> .env
 	@echo "Wrote .env with a fresh development secret."
 
 run: install redis-server .env
@@ -69,7 +68,8 @@ run: install redis-server .env
 	@echo "  Signup page:   http://127.0.0.1:8000/subscribe"
 	@echo "  Caught mail:   http://127.0.0.1:8000/dev/mail  (files in var/mail/)"
 	@echo
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(PROCESSES)
+	@# Development mode (the /dev/mail pages) only for the processes this command starts.
+	MAILER_ENV=development PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(PROCESSES)
 
 # Everything CI runs: lint, format, types, the import graph, then every test tier.
 test: install redis-server chromium lint

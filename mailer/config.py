@@ -158,13 +158,26 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
 }
 
 
+# Never taken from .env: a production process started in a folder where `make run`
+# once ran must not become a development one (it would serve every caught mail).
+PROCESS_ONLY = {"MAILER_ENV"}
+
+
+def environment_with_dotenv(path: Path) -> dict[str, str]:
+    """The process environment, and for what it leaves unset, the .env file's values."""
+    from dotenv import dotenv_values
+
+    environ = dict(os.environ)
+    for name, value in dotenv_values(path).items():
+        if name not in environ and name not in PROCESS_ONLY and value is not None:
+            environ[name] = value
+    return environ
+
+
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
     """Build Settings from the environment (and a .env file in development)."""
     if environ is None:
-        from dotenv import load_dotenv
-
-        load_dotenv(PROJECT_ROOT / ".env", override=False)
-        environ = dict(os.environ)
+        environ = environment_with_dotenv(PROJECT_ROOT / ".env")
 
     values: dict[str, object] = {}
     for name, (attr, parser) in _VARIABLES.items():

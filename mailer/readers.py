@@ -127,7 +127,22 @@ def export_rows() -> Iterator[list[str]]:
     for email, name, status, confirmed_at in db.session.execute(
         query.execution_options(yield_per=2000)
     ):
-        yield [email, name or "", status.value, confirmed_at.isoformat() if confirmed_at else ""]
+        consented = confirmed_at.isoformat() if confirmed_at else ""
+        yield [spreadsheet_safe(email), spreadsheet_safe(name or ""), status.value, consented]
+
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """Names come from a public form: a leading quote keeps a cell text, never a formula
+    (OWASP's advice for CSV injection). The import takes the quote off again."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def from_spreadsheet(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
 
 
 def _day(column):

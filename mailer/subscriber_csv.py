@@ -108,8 +108,10 @@ def parse_rows(text: str) -> tuple[list[Row], list[tuple[int, str]], int]:
             errors.append((line, f"a field is longer than {csv.field_size_limit()} characters"))
             continue
         try:
-            address = normalize_address(record.get("email") or "", check_deliverability=False)
-            name = clean_name(record.get("name") or None)
+            address = normalize_address(
+                readers.from_spreadsheet(record.get("email") or ""), check_deliverability=False
+            )
+            name = clean_name(readers.from_spreadsheet(record.get("name") or "") or None)
             raw_status = (record.get("status") or "pending").strip().lower()
             if raw_status not in {s.value for s in SubscriberStatus}:
                 raise InvalidInput(

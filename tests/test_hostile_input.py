@@ -205,3 +205,60 @@ def test_ordinary_html_with_many_paragraphs_is_not_deep():
     deep = "<span>" * (MAX_HTML_DEPTH + 1) + "words" + "</span>" * (MAX_HTML_DEPTH + 1)
     assert html_depth(deep) == MAX_HTML_DEPTH + 1
     assert html_to_text(deep) == "words"  # tags dropped without a parser, text kept
+
+
+def test_the_export_never_hands_a_spreadsheet_a_formula(app, console):
+    from mailer.models import SubscriberStatus
+
+    names = ['=HYPERLINK("http://evil")', "+1+1", "-2", "@SUM(A1)", "\tTab", "Ada"]
+    with app.app_context():
+        for n, name in enumerate(names):
+            db.session.add(
+                Subscriber(
+                    email=f"r{n}@example.org",
+                    email_key=f"r{n}@example.org",
+                    name=name,
+                    status=SubscriberStatus.ACTIVE,
+                )
+            )
+        db.session.commit()
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(console.get("/editor/subscribers/export.csv").text)))
+    exported = [row[1] for row in rows[1:]]
+    assert exported == ["'" + name for name in names[:-1]] + ["Ada"]
+    for cell in (c for row in rows for c in row):
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+def test_an_exported_file_imports_back_to_the_same_names():
+    from mailer.readers import from_spreadsheet, spreadsheet_safe
+
+    for name in ["=1+1", "-dash", "Ada", "'quoted", "@at"]:
+        assert from_spreadsheet(spreadsheet_safe(name)) == name
+
+
+def test_an_idn_domain_is_sent_to_its_idna_2008_form(client, worker, outbox):
+    from tests.helpers import signup
+
+    assert signup(client, "reader@faß.de").status_code == 200
+    [message] = outbox.wait_for("reader@xn--fa-hia.de")
+    assert outbox.envelopes[-1][1] == ["reader@xn--fa-hia.de"]
+    assert message["To"] == "reader@xn--fa-hia.de"
+
+
+def test_a_digest_triggered_by_a_long_token_name_is_made(app, client, worker):
+    """The trigger ("api:<name>") once overflowed a 40-character column on PostgreSQL."""
+    from tests.helpers import add_article, add_readers
+
+    add_readers(app, "long", 1)
+    add_article(app, "Long", "https://news.example.org/long")
+    with app.app_context():
+        token = create_api_token("n" * 100)
+    response = client.post("/api/digests", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 202
+    with app.app_context():
+        from mailer.models import Digest
+
+        assert db.session.scalar(select(Digest.trigger)) == "api:" + "n" * 100

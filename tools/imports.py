@@ -30,7 +30,13 @@ BASE = {
     "mailer.schedule",
 }
 EDGE_PREFIXES = ("mailer.views", "mailer.migrations")
-EDGE = {"mailer", "mailer.cli", "mailer.entrypoints", "mailer.extensions"}
+EDGE = {
+    "mailer",
+    "mailer.access_log",
+    "mailer.cli",
+    "mailer.entrypoints",
+    "mailer.extensions",
+}
 
 
 def module_files() -> dict[str, Path]:

@@ -16,6 +16,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid, parseaddr
 
+import idna
+
 from mailer.config import Settings
 from mailer.emails.render import RenderedEmail
 
@@ -26,9 +28,15 @@ POLICY = SMTP.clone(max_line_length=998)
 
 
 def ascii_address(address: str) -> str:
-    """The address with an IDNA (punycode) domain, which every relay can carry."""
+    """The address with an IDNA 2008 (punycode) domain, which every relay can carry.
+
+    Python's own "idna" codec is IDNA 2003, which maps faß.de to fass.de: another
+    domain. The idna package (UTS 46, non-transitional) keeps the ß, as browsers do.
+    """
     local, _, domain = address.rpartition("@")
-    return f"{local}@{domain.encode('idna').decode('ascii')}"
+    if domain.isascii():
+        return address
+    return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
 
 
 def list_id(settings: Settings) -> str:

@@ -5,13 +5,21 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, render_template
+from flask import Blueprint, Response, abort, current_app, render_template, request
 
 from mailer.devmail import list_messages, read_message
 from mailer.views import framed_html
 
 bp = Blueprint("devmail", __name__, url_prefix="/dev/mail")
 NAME = re.compile(r"[0-9]+-[0-9a-f]{8}\.eml")
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
+@bp.before_request
+def _this_machine_only() -> None:
+    # Every caught mail holds working links: never served beyond the machine itself.
+    if request.remote_addr not in LOOPBACK:
+        abort(404)
 
 
 def _directory() -> Path:
