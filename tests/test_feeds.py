@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -59,12 +60,18 @@ class FeedServer:
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, bytes, float]] = {}
+        self.redirects: dict[str, str] = {}  # path -> Location
         self.requests: list[tuple[str, dict[str, str]]] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.requests.append((self.path, dict(self.headers)))
+                if self.path in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[self.path])
+                    self.end_headers()
+                    return
                 status, body, delay = server.routes.get(self.path, (404, b"", 0.0))
                 if self.headers.get("If-None-Match") == '"v1"':
                     status, body = 304, b""
@@ -184,3 +191,94 @@ def test_broken_and_hostile_feeds_are_skipped_without_harming_the_others(
     assert "HTTP 500" in errors[feed_server.url + "/error"]
     assert errors[good] is None
     assert total == 1
+
+
+class RawServer:
+    """Answers every connection with the same bytes, then hangs up: a broken HTTP server."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/feed"
+        self.answer = answer
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                connection.sendall(self.answer)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class DripServer(RawServer):
+    """Sends a valid response one byte a second, for ever if let."""
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                try:
+                    for byte in self.answer:
+                        connection.sendall(bytes([byte]))
+                        time.sleep(1)  # a slow server, on purpose
+                except OSError:
+                    pass  # the poller hung up: that is the point
+
+
+def test_broken_servers_redirects_inward_and_disguised_entities_are_skipped(
+    app, feed_server, settings_override
+):
+    """Each of these once stopped poll_feeds (or held it for a minute, or got through)."""
+    good = feed_server.url + "/good"
+    feed_server.routes["/good"] = (200, rss(item(40)), 0.0)
+    inner = FeedServer()  # another service on this machine, which no feed may reach
+    inner.routes["/secret"] = (200, rss(item(41)), 0.0)
+    feed_server.redirects["/inward"] = inner.url + "/secret"
+    feed_server.redirects["/same-origin"] = "/good"
+    feed_server.redirects["/bad-location"] = "http://[::1"
+    laughs16 = BILLION_LAUGHS.decode().replace('version="1.0"?', 'version="1.0" encoding="UTF-16"?')
+    feed_server.routes["/laughs16"] = (200, b"\xff\xfe" + laughs16.encode("utf-16-le"), 0.0)
+    bad_status = RawServer(b"HTTP/1.1 999999999 \x00\x01 nonsense\r\n\r\n")
+    garbage = RawServer(b"this is not HTTP at all\r\n\r\n")
+    short = RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n<rss>")
+    drip = DripServer(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n\r\n" + rss(item(42))
+    )
+    broken = {
+        feed_server.url + "/inward": "private address",
+        feed_server.url + "/bad-location": "unreachable",
+        feed_server.url + "/laughs16": "entities",
+        bad_status.url: "unreachable",
+        garbage.url: "",  # HTTP/0.9 to http.client: read, then refused as malformed
+        short.url: "hung up",
+        drip.url: "longer than",
+    }
+    settings_override(feeds=(*broken, feed_server.url + "/same-origin", good), feed_timeout=1)
+    try:
+        began = time.monotonic()
+        with app.app_context():
+            results = poll_feeds()
+            errors = dict(db.session.execute(select(Feed.url, Feed.last_error)).all())
+        elapsed = time.monotonic() - began
+    finally:
+        for server in (inner, bad_status, garbage, short, drip):
+            server.close()
+    for url, reason in broken.items():
+        assert str(results[url]).startswith("error:"), (url, results[url])
+        assert reason in errors[url], (url, errors[url])
+    assert results[good] + results[feed_server.url + "/same-origin"] == 1  # the same article
+    assert inner.requests == []  # the inward redirect never reached the inner service
+    assert elapsed < len(broken) * 1 + 3  # each one within its 1 s deadline
+    with app.app_context():
+        titles = set(db.session.scalars(select(Article.title)))
+    assert titles == {"Feed story 40 — Çavuşoğlu"}  # nothing from the inner service
