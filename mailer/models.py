@@ -112,6 +112,8 @@ class Subscriber(IdsNeverReused, Base):
     # A confirmation mail is owed while requested_at is later than sent_at.
     confirmation_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set while a task sends the confirmation; a stale one means its worker died.
+    confirmation_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # In every link mailed to this reader, checked against the row: a link reaches its
     # own reader only, even if an id were ever given to someone else.
     link_key: Mapped[str] = mapped_column(String(32), default=new_link_key)

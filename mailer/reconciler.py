@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from mailer import article_queue, delivery, jobs, subscriptions
+from mailer import article_queue, confirmations, delivery, jobs
 
 log = logging.getLogger(__name__)
 
 
 def reconcile() -> dict[str, int]:
-    owed = subscriptions.confirmations_owed()
+    owed = confirmations.confirmations_owed()
     for subscriber_id in owed:
         jobs.enqueue(jobs.SEND_CONFIRMATION, subscriber_id)
     if owed:

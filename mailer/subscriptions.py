@@ -14,9 +14,8 @@ from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mailer import emails, jobs
+from mailer import jobs
 from mailer.db import db
-from mailer.emails.smtp import PermanentFailure
 from mailer.errors import InvalidInput, NotFound
 from mailer.models import Subscriber, SubscriberStatus, utcnow
 from mailer.tokens import ReaderLink
@@ -25,8 +24,6 @@ log = logging.getLogger(__name__)
 
 # A pending reader who signs up again gets the confirmation again, at most this often.
 CONFIRMATION_RESEND_INTERVAL = timedelta(hours=1)
-# The reconciler leaves a fresh request to the task that was queued for it.
-CONFIRMATION_GRACE = timedelta(minutes=2)
 MAX_NAME_LENGTH = 100
 
 
@@ -146,65 +143,6 @@ def _request_confirmation_again(
         )
     )
     return claimed == 1
-
-
-def send_confirmation(subscriber_id: int) -> str:
-    """Sends the confirmation mail still owed to a pending reader; safe to run twice."""
-    session = db.session
-    with db.transaction():
-        subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is None or subscriber.status != SubscriberStatus.PENDING:
-            return "not-pending"
-        previous = subscriber.confirmation_sent_at
-        claimed = db.change(
-            update(Subscriber)
-            .where(Subscriber.id == subscriber_id, _confirmation_owed())
-            .values(confirmation_sent_at=Subscriber.confirmation_requested_at)
-        )
-    if claimed != 1:
-        return "already-sent"
-
-    try:
-        emails.send(emails.confirmation(subscriber))
-    except PermanentFailure as exc:
-        log.warning("confirmation for subscriber %s refused: %s", subscriber_id, exc.reply)
-        return "refused"
-    except Exception:
-        # Not sent: give the claim back so a retry (or the reconciler) sends it.
-        with db.transaction():
-            db.change(
-                update(Subscriber)
-                .where(Subscriber.id == subscriber_id)
-                .values(confirmation_sent_at=previous)
-            )
-        raise
-    return "sent"
-
-
-def _confirmation_owed():
-    return (
-        (Subscriber.status == SubscriberStatus.PENDING)
-        & Subscriber.confirmation_requested_at.is_not(None)
-        & or_(
-            Subscriber.confirmation_sent_at.is_(None),
-            Subscriber.confirmation_sent_at < Subscriber.confirmation_requested_at,
-        )
-    )
-
-
-def confirmations_owed() -> list[int]:
-    """Pending readers whose confirmation mail was requested but never went out."""
-    now = utcnow()
-    max_age = timedelta(days=current_app.config["MAILER"].confirm_max_age_days)
-    return list(
-        db.session.scalars(
-            select(Subscriber.id).where(
-                _confirmation_owed(),
-                Subscriber.confirmation_requested_at < now - CONFIRMATION_GRACE,
-                Subscriber.confirmation_requested_at > now - max_age,
-            )
-        )
-    )
 
 
 def confirm_subscription(subscriber_id: int) -> ConfirmOutcome:

@@ -139,6 +139,10 @@ def test_resubscribe_from_the_unsubscribe_page_sends_a_new_confirmation(
 def test_pending_signup_resends_the_confirmation_at_most_once_an_hour(app, client, worker, outbox):
     signup(client, "twice@example.org")
     outbox.wait_for("twice@example.org")
+    wait_until(
+        lambda: subscriber(app, "twice@example.org").confirmation_sent_at is not None,
+        message="the confirmation was not marked sent",
+    )
     signup(client, "twice@example.org")
     signup(client, "twice@example.org")
     # The later signups queued nothing: the row says the only mail owed was sent.

@@ -14,7 +14,7 @@ from mailer.db import db
 from mailer.models import Delivery, DeliveryStatus, SendClaim, Subscriber, SubscriberStatus
 from mailer.reconciler import reconcile
 from tests.conftest import RedisServer, Worker
-from tests.helpers import wait_until
+from tests.helpers import signup, wait_until
 
 READERS = 240
 pytestmark = pytest.mark.slow
@@ -177,3 +177,47 @@ def test_two_worker_processes_send_one_digest_together_each_row_once(
             db.session.scalars(select(SendClaim.worker).where(SendClaim.digest_id == digest_id))
         )
     assert len(processes) >= 2, "one process did all the work; the test proves nothing"
+
+
+def test_a_worker_killed_while_sending_a_confirmation_delays_it_by_minutes_not_an_hour(
+    app, isolated, outbox, tmp_path
+):
+    app, env = isolated()
+    outbox.delay = 3  # the relay is slow: the worker is killed with the mail on the wire
+    first = Worker(env, tmp_path / "killed.log", concurrency=1)
+    first.start(app)
+    client = app.test_client()
+    assert signup(client, "waiting@example.org").status_code == 200
+    with app.app_context():
+        wait_until(
+            lambda: db.session.scalar(
+                select(Subscriber.confirmation_claimed_at).where(
+                    Subscriber.email_key == "waiting@example.org"
+                )
+            ),
+            timeout=20,
+            message="the confirmation was not claimed",
+        )
+        db.session.rollback()
+    first.kill()
+    outbox.delay = 0
+    second = Worker(env, tmp_path / "second.log", concurrency=1)
+    second.start(app)
+    try:
+        # Past the stale time (5 s in the tests, 2 minutes by default), the reconciler
+        # (beat, every minute) queues it again: the reader gets it.
+        def sent_again():
+            with app.app_context():
+                reconcile()
+            return outbox.to("waiting@example.org")
+
+        received = wait_until(sent_again, timeout=40, message="the confirmation never came")
+    finally:
+        second.stop()
+    assert len(received) >= 1
+    with app.app_context():
+        row = db.session.scalars(
+            select(Subscriber).where(Subscriber.email_key == "waiting@example.org")
+        ).one()
+    assert row.confirmation_sent_at == row.confirmation_requested_at
+    assert row.confirmation_claimed_at is None

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from mailer import (
     article_queue,
+    confirmations,
     delivery,
     digest_controls,
     feeds,
@@ -13,7 +14,6 @@ from mailer import (
     reconciler,
     scheduler,
     subscriber_csv,
-    subscriptions,
 )
 from mailer.emails.smtp import TemporaryFailure
 
@@ -29,7 +29,7 @@ RETRY_ON_TEMPORARY_FAILURE = {
 
 @shared_task(name=jobs.SEND_CONFIRMATION, max_retries=8, **RETRY_ON_TEMPORARY_FAILURE)
 def send_confirmation(subscriber_id: int) -> str:
-    return subscriptions.send_confirmation(subscriber_id)
+    return confirmations.send_confirmation(subscriber_id)
 
 
 @shared_task(name=jobs.RECONCILE)
