@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from flask import Flask, current_app, g
 from sqlalchemy import CursorResult, Delete, Select, Update, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
@@ -68,6 +69,12 @@ class Database:
         """
         options = statement.execution_options(synchronize_session=False)
         return cast(CursorResult[Any], self.session.execute(options)).rowcount
+
+    def insert(self, model: type) -> postgresql.Insert | sqlite.Insert:
+        """INSERT for the database in use, with ON CONFLICT (both databases have it)."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
 
     def count(self, query: Select[int]) -> int:
         """The number a SELECT count(...) returns (0 for no row)."""

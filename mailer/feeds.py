@@ -201,12 +201,10 @@ def _payload(entry: feedparser.FeedParserDict) -> dict:
 
 def poll_feed(url: str) -> int:
     """Polls one feed; returns how many new articles it brought. Raises FeedError."""
-    session = db.session
     with db.transaction():
-        feed = session.scalar(select(Feed).where(Feed.url == url))
-        if feed is None:
-            feed = Feed(url=url)
-            session.add(feed)
+        # Two polls at once (a second beat) both come here: one row, no IntegrityError.
+        db.session.execute(db.insert(Feed).values(url=url).on_conflict_do_nothing())
+        feed = db.session.scalars(select(Feed).where(Feed.url == url)).one()
         first_poll = feed.last_polled_at is None
         etag, last_modified = feed.etag, feed.last_modified
     try:

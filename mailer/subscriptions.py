@@ -12,7 +12,6 @@ from enum import StrEnum
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from mailer import jobs
 from mailer.db import db
@@ -83,7 +82,7 @@ def request_subscription(address: Address, name: str | None, *, source: str) -> 
     with db.transaction():
         # A new address is one statement; an existing one is left alone by the insert.
         subscriber_id = session.scalar(
-            _insert_new(session)
+            db.insert(Subscriber)
             .values(
                 email=address.email,
                 email_key=address.key,
@@ -106,13 +105,6 @@ def request_subscription(address: Address, name: str | None, *, source: str) -> 
             owed = _request_confirmation_again(subscriber, name, source, consent_text)
     if owed:
         jobs.enqueue(jobs.SEND_CONFIRMATION, subscriber_id)
-
-
-def _insert_new(session):
-    """INSERT ... ON CONFLICT for the database in use (SQLite and PostgreSQL both have it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(Subscriber)
-    return sqlite.insert(Subscriber)
 
 
 def _request_confirmation_again(

@@ -447,3 +447,31 @@ def worker(app, environment: dict[str, str], tmp_path_factory: pytest.TempPathFa
     process.start(app)
     yield process
     process.stop()
+
+
+@pytest.fixture
+def isolated(environment, redis_server, tmp_path):
+    """An app whose broker is a Redis database no other worker listens on."""
+
+    def make(redis_url: str, extra: dict[str, str]):
+        env = {
+            **environment,
+            "MAILER_REDIS_URL": redis_url,
+            "MAILER_SEND_BATCH_SIZE": "40",
+            **extra,
+        }
+        app = create_app(load_settings(environ=env))
+        return app, env
+
+    apps = []
+
+    def factory(redis_url: str | None = None, extra: dict[str, str] | None = None):
+        # Databases 4 and 5 of the suite's Redis: one per SQL database run.
+        own_db = 4 + int(environment["MAILER_REDIS_URL"].rsplit("/", 1)[1])
+        app, env = make(redis_url or redis_server.url_for(own_db), extra or {})
+        apps.append(app)
+        return app, env
+
+    yield factory
+    for app in apps:
+        app.extensions["mailer.db"]["engine"].dispose()

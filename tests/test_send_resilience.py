@@ -7,9 +7,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import insert, select
 
-from mailer import create_app
 from mailer.api_tokens import create_api_token
-from mailer.config import load_settings
 from mailer.db import db
 from mailer.models import Delivery, DeliveryStatus, SendClaim, Subscriber, SubscriberStatus
 from mailer.reconciler import reconcile
@@ -18,29 +16,6 @@ from tests.helpers import signup, wait_until
 
 READERS = 240
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def isolated(environment, redis_server, tmp_path):
-    """An app whose broker is a Redis database no other worker listens on."""
-
-    def make(redis_url: str):
-        env = {**environment, "MAILER_REDIS_URL": redis_url, "MAILER_SEND_BATCH_SIZE": "40"}
-        app = create_app(load_settings(environ=env))
-        return app, env
-
-    apps = []
-
-    def factory(redis_url: str | None = None):
-        # Databases 4 and 5 of the suite's Redis: one per SQL database run.
-        own_db = 4 + int(environment["MAILER_REDIS_URL"].rsplit("/", 1)[1])
-        app, env = make(redis_url or redis_server.url_for(own_db))
-        apps.append(app)
-        return app, env
-
-    yield factory
-    for app in apps:
-        app.extensions["mailer.db"]["engine"].dispose()
 
 
 def start_digest(app) -> tuple[int, list[str]]:
