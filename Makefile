@@ -14,7 +14,7 @@ ifndef MAILER_SMTP_HOST
 PROCESSES += mail
 endif
 
-.PHONY: install run test test-fast bench lint fmt redis-server chromium clean
+.PHONY: install run test test-fast bench fuzz chaos lint fmt redis-server chromium clean
 
 install: $(STAMP)
 
@@ -96,3 +96,12 @@ fmt: install
 
 clean:
 	rm -rf $(VENV) var instance .pytest_cache .ruff_cache *.egg-info
+
+# Ten thousand random and hostile requests against the stack as `make run` starts it.
+fuzz: install redis-server
+	$(BIN)/python -m tools.fuzz --cases 10000
+
+# Faults a unit test cannot stage: PostgreSQL restarted mid-send, pool processes SIGKILLed
+# mid-send (needs PostgreSQL; MAILER_CHAOS_DATABASE_URL). Figures: docs/reliability.md.
+chaos: install redis-server
+	$(BIN)/python -m tools.chaos
