@@ -233,10 +233,15 @@ def _record(url: str, *, error: str | None = None, **validators: str | None) -> 
     with db.transaction():
         feed = db.session.scalars(select(Feed).where(Feed.url == url)).one()
         feed.last_polled_at = utcnow()
-        feed.last_error = error
+        # What a broken server sent can hold NUL and control bytes; PostgreSQL takes no NUL.
+        feed.last_error = None if error is None else _printable(error)[:1000]
         if error is None:
             feed.etag = validators.get("etag")
             feed.last_modified = validators.get("last_modified")
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def poll_feeds() -> dict[str, int | str]:

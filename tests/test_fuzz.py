@@ -38,7 +38,6 @@ def csrf_of(client, path: str) -> str:
     return hidden_fields(client.get(path).get_data(as_text=True)).get("csrf_token", "")
 
 
-@pytest.mark.parametrize("seed", [1, 2])
 def log_in_again(client, editor_id: int) -> None:
     from mailer.views.editor import open_session
 
@@ -48,6 +47,7 @@ def log_in_again(client, editor_id: int) -> None:
         open_session(store, editor_id, epoch)
 
 
+@pytest.mark.parametrize("seed", [1, 2])
 def test_no_request_gives_a_server_error_or_takes_long(
     app, client, console, console_editor, context, seed
 ):

@@ -98,6 +98,8 @@ class SMTPConnection:
 
 def _failure(code: int, reply: bytes | str) -> DeliveryError:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    # Kept in SQL as the row's reply: no NUL (PostgreSQL refuses it) or other control bytes.
+    text = "".join(c if c.isprintable() else " " for c in text)[:1000]
     error_class = PermanentFailure if 500 <= code < 600 else TemporaryFailure
     return error_class(f"{code} {text}")
 
