@@ -134,6 +134,27 @@ def register_commands(app: Flask) -> None:
         for row in export_rows():
             writer.writerow(row)
 
+    @app.cli.command("dkim-keygen")
+    @click.option("--selector", required=True, help="The DKIM selector, e.g. mail2026.")
+    @click.option("--domain", help="The signing domain (default: the domain of MAILER_FROM).")
+    @click.option("--ed25519", "use_ed25519", is_flag=True, help="An Ed25519 key, not RSA-2048.")
+    @click.option("--out", type=click.Path(dir_okay=False), help="Where to write the key.")
+    def dkim_keygen(selector: str, domain: str | None, use_ed25519: bool, out: str | None) -> None:
+        """Make a DKIM key; the DNS TXT record to publish is printed on the last line."""
+        from mailer.config import INSTANCE_DIR
+        from mailer.dkim_keys import dns_record, generate, write_key
+
+        settings = current_app.config["MAILER"]
+        path = Path(out) if out else INSTANCE_DIR / f"dkim-{selector}.pem"
+        if path.exists():
+            raise click.ClickException(f"{path} exists already; choose another --out.")
+        key = generate(use_ed25519=use_ed25519)
+        write_key(key, path)
+        variable = "MAILER_DKIM_ED25519_KEY_FILE" if use_ed25519 else "MAILER_DKIM_PRIVATE_KEY_FILE"
+        click.echo(f"Wrote {path} (readable by you only). Set {variable}={path.resolve()}")
+        click.echo(f"and MAILER_DKIM_SELECTOR={selector}, then publish this record in DNS:")
+        click.echo(dns_record(selector, domain or settings.dkim_signing_domain, key))
+
     @app.cli.command("catch-mail")
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", default=8025, show_default=True, type=int)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 
+from mailer.dkim_keys import KeyProblem, load_key
 from mailer.logs import LEVELS
 from mailer.schedule import ScheduleError, parse_schedule
 
@@ -101,6 +104,15 @@ class Settings:
     timezone: str = "UTC"
     mail_directory: str = str(PROJECT_ROOT / "var" / "mail")
     log_level: str = "INFO"
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_private_key_file: str = ""
+    dkim_ed25519_key_file: str = ""
+    dkim_ed25519_selector: str = ""
+    bounce_localpart: str = "bounces"
+    bounce_domain: str = ""
+    soft_bounce_limit: int = 3
+    feedback_sender_id: str = ""
 
     @property
     def development(self) -> bool:
@@ -115,6 +127,20 @@ class Settings:
     def sending_domain(self) -> str:
         """The domain of MAILER_FROM, used for Message-IDs."""
         return parseaddr(self.from_address)[1].rpartition("@")[2] or "localhost"
+
+    @property
+    def dkim_signing_domain(self) -> str:
+        """d= of the signatures: the From domain unless told otherwise (DMARC alignment)."""
+        return self.dkim_domain or self.sending_domain
+
+    @property
+    def bounce_mail_domain(self) -> str:
+        return self.bounce_domain or self.sending_domain
+
+    @cached_property
+    def feedback_id_sender(self) -> str:
+        """Feedback-ID's sender id: stable, 5 to 15 characters, the same for every reader."""
+        return self.feedback_sender_id or hashlib.sha256(self.list_id.encode()).hexdigest()[:12]
 
 
 # Environment variable -> (field, parser). The variable names are the outside contract.
@@ -155,6 +181,15 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "MAILER_FEED_MAX_BYTES": ("feed_max_bytes", _int),
     "MAILER_TIMEZONE": ("timezone", _str),
     "MAILER_LOG_LEVEL": ("log_level", lambda _name, raw: raw.strip().upper()),
+    "MAILER_DKIM_SELECTOR": ("dkim_selector", _str),
+    "MAILER_DKIM_DOMAIN": ("dkim_domain", _str),
+    "MAILER_DKIM_PRIVATE_KEY_FILE": ("dkim_private_key_file", _str),
+    "MAILER_DKIM_ED25519_KEY_FILE": ("dkim_ed25519_key_file", _str),
+    "MAILER_DKIM_ED25519_SELECTOR": ("dkim_ed25519_selector", _str),
+    "MAILER_BOUNCE_LOCALPART": ("bounce_localpart", _str),
+    "MAILER_BOUNCE_DOMAIN": ("bounce_domain", _str),
+    "MAILER_SOFT_BOUNCE_LIMIT": ("soft_bounce_limit", _int),
+    "MAILER_FEEDBACK_SENDER_ID": ("feedback_sender_id", _str),
 }
 
 
@@ -225,7 +260,40 @@ def validate(settings: Settings) -> None:
         parse_schedule(settings.digest_schedule, settings.timezone)
     except ScheduleError as exc:
         raise ConfigError(f"MAILER_DIGEST_SCHEDULE / MAILER_TIMEZONE: {exc}") from None
+    _validate_deliverability(settings)
     if settings.log_level not in LEVELS:
         raise ConfigError(f"MAILER_LOG_LEVEL must be one of {', '.join(LEVELS)}.")
     if settings.confirm_max_age_days < 1:
         raise ConfigError("MAILER_CONFIRM_MAX_AGE_DAYS must be at least 1.")
+
+
+LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
+
+
+def _validate_deliverability(settings: Settings) -> None:
+    if settings.dkim_selector or settings.dkim_private_key_file:
+        if not (settings.dkim_selector and settings.dkim_private_key_file):
+            raise ConfigError(
+                "MAILER_DKIM_SELECTOR and MAILER_DKIM_PRIVATE_KEY_FILE go together: set both."
+            )
+        if not LABEL.fullmatch(settings.dkim_selector):
+            raise ConfigError("MAILER_DKIM_SELECTOR must be a DNS label such as 'mail2026'.")
+        # Read now: a key that cannot sign stops the start, not the first send.
+        try:
+            load_key(settings.dkim_private_key_file, "MAILER_DKIM_PRIVATE_KEY_FILE")
+            if settings.dkim_ed25519_key_file:
+                load_key(
+                    settings.dkim_ed25519_key_file, "MAILER_DKIM_ED25519_KEY_FILE", ed25519_key=True
+                )
+        except KeyProblem as problem:
+            raise ConfigError(str(problem)) from None
+    elif settings.dkim_ed25519_key_file:
+        raise ConfigError("MAILER_DKIM_ED25519_KEY_FILE needs MAILER_DKIM_SELECTOR and an RSA key.")
+    if not re.fullmatch(r"[a-z0-9._-]{1,20}", settings.bounce_localpart, re.IGNORECASE):
+        raise ConfigError("MAILER_BOUNCE_LOCALPART must be letters, digits, '.', '_' or '-'.")
+    if settings.soft_bounce_limit < 1:
+        raise ConfigError("MAILER_SOFT_BOUNCE_LIMIT must be at least 1.")
+    if settings.feedback_sender_id and not re.fullmatch(
+        r"[A-Za-z0-9]{5,15}", settings.feedback_sender_id
+    ):
+        raise ConfigError("MAILER_FEEDBACK_SENDER_ID must be 5 to 15 letters or digits.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
 
 import pytest
@@ -103,8 +105,17 @@ def test_a_digest_has_the_headers_and_bodies_mailbox_providers_require(
     assert str(mail["From"]) == "Example News <news@news.example.org>"
     assert mail["To"] == reader
     assert mail["Date"]
-    assert mail["Message-ID"].startswith(f"<digest.{digest_id}.")
-    assert mail["Message-ID"].endswith("@news.example.org>")
+    # Unique, on the sending domain, and saying nothing of how many digests or readers.
+    assert re.fullmatch(r"<[a-z2-7]{32}@news\.example\.org>", mail["Message-ID"])
+    assert (
+        mail["Feedback-ID"]
+        == f"{digest_id}:digest.news.example.org:mailer:"
+        + (hashlib.sha256(b"digest.news.example.org").hexdigest()[:12])
+    )
+    assert mail["Precedence"] == "bulk"
+    # VERP: the envelope sender names this delivery, for the bounce to come back to.
+    sender, _recipients = outbox.envelopes[-1]
+    assert re.fullmatch(r"bounces\+[a-z2-7]{26}@news\.example\.org", sender)
     assert mail["List-Id"] == "Example News <digest.news.example.org>"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     https_link, mailto = [p.strip(" <>") for p in mail["List-Unsubscribe"].split(",")]
@@ -117,6 +128,12 @@ def test_a_digest_has_the_headers_and_bodies_mailbox_providers_require(
     assert b"<mailto:unsubscribe@news.example.org?subject=unsubscribe%20" in header
     assert b"=?" not in header
     assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
+    # The Subject on the wire: RFC 2047 encoded words of at most 75 characters each.
+    subject = raw.split(b"\r\nSubject: ", 1)[1].split(b"\r\n", 1)[0]
+    folded = raw.split(b"\r\nSubject: ", 1)[1].split(b"\r\n")
+    lines = [subject, *[line for line in folded[1:] if line.startswith(b" ")][:10]]
+    words = [w for line in lines for w in line.split() if w.startswith(b"=?")]
+    assert words and all(len(word) <= 75 for word in words)
     assert [p.get_content_type() for p in mail.iter_parts()] == ["text/plain", "text/html"]
     text, html = text_body(mail), html_body(mail)
     for body in (text, html):

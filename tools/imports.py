@@ -23,6 +23,7 @@ BASE = {
     "mailer.db",
     "mailer.errors",
     "mailer.jobs",
+    "mailer.dkim_keys",
     "mailer.logs",
     "mailer.migrate",
     "mailer.models",

@@ -24,6 +24,7 @@ from mailer.emails.smtp import (
 )
 from mailer.models import Digest, utcnow
 from mailer.redis_client import redis_client
+from mailer.verp import MailKind, MailRef
 
 
 @dataclass(frozen=True)
@@ -60,15 +61,13 @@ class DigestCopies:
         # Plain values only: the ORM row expires once the read transaction ends.
         self.settings = settings
         self.digest_id = digest.id
-        self.created_at = digest.created_at
-        self.newsletter = emails.Newsletter(emails.stored_digest(digest))
+        self.newsletter = emails.Newsletter(emails.stored_digest(digest), digest_id=digest.id)
 
     def build(self, recipient: Recipient) -> emails.OutgoingMail:
-        message_id = emails.digest_message_id(
-            self.settings, self.digest_id, self.created_at, recipient.delivery_id
-        )
+        message_id = emails.digest_message_id(self.settings, recipient.delivery_id)
         reader = (recipient.subscriber_id, recipient.link_key)
-        return self.newsletter.copy_for(recipient.email, reader, message_id)
+        bounces_for = MailRef(MailKind.DELIVERY, recipient.delivery_id)
+        return self.newsletter.copy_for(recipient.email, reader, message_id, bounces_for)
 
 
 def send_batch(digest_id: int) -> BatchResult:
@@ -113,7 +112,7 @@ def _send_all(
         journal.attempting(recipient.delivery_id, sent_before=unrecorded)
         unrecorded = None
         try:
-            connection.send(mail.recipient, mail.data)
+            connection.send(mail.recipient, mail.data, sender=mail.sender)
         except ConnectFailure:
             # The relay is unreachable: nothing from here on was attempted, so it stays owed.
             ledger.release(recipients[index:])

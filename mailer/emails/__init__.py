@@ -30,6 +30,7 @@ from mailer.links import confirm_url, external_url, test_unsubscribe_url
 from mailer.models import Article, Digest, Subscriber, utcnow
 from mailer.summaries import summary_of
 from mailer.tokens import make_unsubscribe_token
+from mailer.verp import MailKind, MailRef, envelope_sender, opaque_message_id
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +46,29 @@ TEST_MARK = "[TEST] "
 @dataclass(frozen=True)
 class OutgoingMail:
     recipient: str  # the envelope recipient, ASCII
-    data: bytes  # the whole message, CRLF line ends
+    data: bytes  # the whole message, CRLF line ends, signed when DKIM is set up
+    sender: str | None = None  # the envelope sender (VERP); None: the From address
 
 
 def send(mail: OutgoingMail) -> None:
     """Sends one mail over this process's relay connection; raises the smtp failures."""
-    smtp_connection().send(mail.recipient, mail.data)
+    smtp_connection().send(mail.recipient, mail.data, sender=mail.sender)
 
 
 def _settings() -> Settings:
     return current_app.config["MAILER"]
 
 
-def _one_off(rendered: RenderedEmail, to: str, headers: dict[str, str]) -> OutgoingMail:
+def _one_off(
+    rendered: RenderedEmail, to: str, headers: dict[str, str], bounces_for: MailRef | None
+) -> OutgoingMail:
     settings = _settings()
     recipient = ascii_address(to)
     data = PreparedMessage(settings, rendered, headers=headers).render(
         headers={"To": recipient, "Message-ID": one_off_message_id(settings)}
     )
-    return OutgoingMail(recipient, data)
+    sender = envelope_sender(bounces_for, settings) if bounces_for else None
+    return OutgoingMail(recipient, data, sender)
 
 
 # --- the confirmation -------------------------------------------------------
@@ -79,7 +84,12 @@ def confirmation(subscriber: Subscriber) -> OutgoingMail:
         max_age_days=settings.confirm_max_age_days,
         consent_text=subscriber.consent_text,
     )
-    return _one_off(rendered, subscriber.email, {"Auto-Submitted": "auto-generated"})
+    return _one_off(
+        rendered,
+        subscriber.email,
+        {"Auto-Submitted": "auto-generated"},
+        MailRef(MailKind.CONFIRMATION, subscriber.id),
+    )
 
 
 # --- the digest ---------------------------------------------------------------
@@ -121,16 +131,28 @@ def stored_digest(digest_row: Digest) -> RenderedEmail:
 class Newsletter:
     """Each reader's copy of one digest, spliced from the digest serialized once."""
 
-    def __init__(self, rendered: RenderedEmail, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        rendered: RenderedEmail,
+        *,
+        digest_id: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.settings = _settings()
         self.prepared = PreparedMessage(
             self.settings,
             rendered,
             slots=(UNSUBSCRIBE_SLOT,),
-            headers={**newsletter_headers(self.settings), **(headers or {})},
+            headers={**newsletter_headers(self.settings, digest_id), **(headers or {})},
         )
 
-    def copy_for(self, email: str, reader: ReaderLinkKey | None, message_id: str) -> OutgoingMail:
+    def copy_for(
+        self,
+        email: str,
+        reader: ReaderLinkKey | None,
+        message_id: str,
+        bounces_for: MailRef | None = None,
+    ) -> OutgoingMail:
         """The reader's copy; without a reader, a test copy whose link says so."""
         if reader is None:
             token, url = "test", test_unsubscribe_url()
@@ -146,15 +168,13 @@ class Newsletter:
             },
             values=(url,),
         )
-        return OutgoingMail(recipient, data)
+        sender = envelope_sender(bounces_for, self.settings) if bounces_for else None
+        return OutgoingMail(recipient, data, sender)
 
 
-def digest_message_id(
-    settings: Settings, digest_id: int, created_at: datetime, delivery_id: int
-) -> str:
-    # Derived from the delivery row, so it need not be stored to match bounces.
-    stamp = int(created_at.timestamp())
-    return f"<digest.{digest_id}.{delivery_id}.{stamp}@{settings.sending_domain}>"
+def digest_message_id(settings: Settings, delivery_id: int) -> str:
+    # Unique per row, derived from it, and telling nobody how many rows there are.
+    return opaque_message_id(settings, "delivery", delivery_id)
 
 
 # --- the editor's test of the next digest -------------------------------------

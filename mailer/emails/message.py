@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from email import quoprimime
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -19,12 +20,22 @@ from email.utils import formatdate, make_msgid, parseaddr
 import idna
 
 from mailer.config import Settings
+from mailer.emails.dkim import MessageSigner, canonical_lines, header_fields, signing_keys
 from mailer.emails.render import RenderedEmail
 
 # CRLF line ends; long headers are folded only past 998 characters, because folding
 # at 78 would turn List-Unsubscribe's long URIs into RFC 2047 encoded words that
 # mailbox providers cannot parse.
 POLICY = SMTP.clone(max_line_length=998)
+
+
+def subject_field(subject: str) -> bytes:
+    """The Subject line: plain when it can be, else RFC 2047 encoded words of at most 75
+    characters each, on folded lines (one long encoded word is what spam filters flag)."""
+    if subject.isascii() and "=?" not in subject and len(subject) <= 900:
+        return b"Subject: " + subject.encode("ascii") + b"\r\n"
+    header = Header(subject, "utf-8", maxlinelen=76, header_name="Subject")
+    return b"Subject: " + header.encode(linesep="\r\n").encode("ascii") + b"\r\n"
 
 
 def ascii_address(address: str) -> str:
@@ -43,13 +54,19 @@ def list_id(settings: Settings) -> str:
     return f"{settings.list_name} <{settings.list_id}>"
 
 
-def newsletter_headers(settings: Settings) -> dict[str, str]:
+def newsletter_headers(settings: Settings, digest_id: int | None = None) -> dict[str, str]:
     """What every newsletter carries besides its reader's own List-Unsubscribe."""
-    return {
+    headers = {
         "List-Id": list_id(settings),
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "Precedence": "bulk",
     }
+    if digest_id is not None:
+        # Gmail's feedback loop reports complaints per value: campaign, list, sender.
+        headers["Feedback-ID"] = (
+            f"{digest_id}:{settings.list_id}:mailer:{settings.feedback_id_sender}"
+        )
+    return headers
 
 
 def list_unsubscribe(settings: Settings, url: str, token: str) -> str:
@@ -85,20 +102,29 @@ class PreparedMessage:
         template = EmailMessage(policy=POLICY)
         display, sender = parseaddr(settings.from_address)
         template["From"] = Address(display_name=display, addr_spec=sender)
-        template["Subject"] = rendered.subject
         template["Date"] = formatdate(localtime=False)
         template["MIME-Version"] = "1.0"
         template["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
         for name, value in (headers or {}).items():
             template[name] = value
         # The policy folds and RFC 2047-encodes the shared headers once.
-        self.head = template.as_bytes(policy=POLICY).split(b"\r\n\r\n", 1)[0] + b"\r\n"
+        self.head = (
+            template.as_bytes(policy=POLICY).split(b"\r\n\r\n", 1)[0]
+            + b"\r\n"
+            + subject_field(rendered.subject)
+        )
         self.parts: list[bytes | int] = [
             f"--{boundary}\r\n".encode(),
             *self._part("plain", rendered.text),
             f"--{boundary}\r\n".encode(),
             *self._part("html", rendered.html),
             f"--{boundary}--\r\n".encode(),
+        ]
+        keys = signing_keys(settings)
+        self.signer = MessageSigner(keys, header_fields(self.head)) if keys else None
+        # The body as DKIM reads it, canonicalized once; readers' values per message.
+        self.canonical_parts = [
+            part if isinstance(part, int) else canonical_lines(part) for part in self.parts
         ]
 
     @staticmethod
@@ -142,4 +168,15 @@ class PreparedMessage:
         encoded = [self._qp(value) + b"=\r\n" for value in values]
         lines = b"".join(f"{name}: {value}\r\n".encode("ascii") for name, value in headers.items())
         body = b"".join(encoded[part] if isinstance(part, int) else part for part in self.parts)
-        return self.head + lines + b"\r\n" + body
+        signature = b""
+        if self.signer is not None:
+            reader_fields = [(n.encode(), b" " + v.encode()) for n, v in headers.items()]
+            canonical_values = [canonical_lines(value) for value in encoded]
+            signature = self.signer.signature_fields(
+                reader_fields,
+                [
+                    canonical_values[part] if isinstance(part, int) else part
+                    for part in self.canonical_parts
+                ],
+            )
+        return signature + self.head + lines + b"\r\n" + body
