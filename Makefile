@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 # `make run` starts its own Redis and mail catcher unless you point it elsewhere.
-PROCESSES := web worker beat
+PROCESSES := web worker beat bounces
 ifndef MAILER_REDIS_URL
 PROCESSES += redis
 endif

@@ -155,6 +155,40 @@ def register_commands(app: Flask) -> None:
         click.echo(f"and MAILER_DKIM_SELECTOR={selector}, then publish this record in DNS:")
         click.echo(dns_record(selector, domain or settings.dkim_signing_domain, key))
 
+    @app.cli.command("receive-bounces")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=2526, show_default=True, type=int)
+    def receive_bounces(host: str, port: int) -> None:
+        """Run the SMTP server that takes bounces and complaints (route them here)."""
+        from mailer.bounce_receiver import run_receiver
+
+        run_receiver(current_app._get_current_object(), host, port)  # type: ignore[attr-defined]
+
+    @app.cli.command("process-bounce")
+    @click.option(
+        "--recipient", help="The address it was sent to (Postfix: ${original_recipient})."
+    )
+    def process_bounce(recipient: str | None) -> None:
+        """Record one bounce read from standard input (for a Postfix pipe or a mail filter).
+
+        Exits 0 when the message was handled or ignored, 75 (EX_TEMPFAIL) when it could
+        not be recorded now, so the MTA keeps it and tries again.
+        """
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from mailer.bounces import process
+
+        raw = sys.stdin.buffer.read(10 * 1024 * 1024 + 1)
+        if len(raw) > 10 * 1024 * 1024:
+            click.echo("ignored: larger than 10 MB", err=True)
+            return
+        try:
+            outcome = process(raw, recipient)
+        except SQLAlchemyError as exc:
+            click.echo(f"temporary failure, try again: {exc}", err=True)
+            sys.exit(75)
+        click.echo(outcome)
+
     @app.cli.command("catch-mail")
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", default=8025, show_default=True, type=int)

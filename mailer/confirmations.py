@@ -19,7 +19,7 @@ import redis
 from flask import current_app
 from sqlalchemy import ColumnElement, or_, select, update
 
-from mailer import emails
+from mailer import bounces, emails
 from mailer.db import db
 from mailer.emails.smtp import PermanentFailure, TemporaryFailure
 from mailer.models import Subscriber, SubscriberStatus, utcnow
@@ -118,6 +118,8 @@ def send_confirmation(subscriber_id: int) -> str:
     except PermanentFailure as exc:
         log.warning("confirmation for subscriber %s refused: %s", subscriber_id, exc.reply)
         _finish(subscriber_id, now, sent_at=requested_at)  # nothing more to try
+        with db.transaction():
+            bounces.record_refusal(subscriber_id, None, None, exc.reply)
         note.clear()
         return "refused"
     except TemporaryFailure:

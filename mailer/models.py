@@ -89,6 +89,7 @@ class SubscriberStatus(enum.StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"  # the address does not take mail: never mailed again
 
 
 class Subscriber(IdsNeverReused, Base):
@@ -114,6 +115,8 @@ class Subscriber(IdsNeverReused, Base):
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set while a task sends the confirmation; a stale one means its worker died.
     confirmation_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    complained_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # marked as spam
     # In every link mailed to this reader, checked against the row: a link reaches its
     # own reader only, even if an id were ever given to someone else.
     link_key: Mapped[str] = mapped_column(String(32), default=new_link_key)
@@ -219,6 +222,32 @@ class Delivery(Base):
     smtp_reply: Mapped[str | None] = mapped_column(Text)
     # Failed only because temporary refusals used up every attempt: worth a retry later.
     gave_up: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class BounceKind(enum.StrEnum):
+    HARD = "hard"  # 5.x.x: the address does not take mail
+    SOFT = "soft"  # 4.x.x: a full mailbox, a server down for a while
+    COMPLAINT = "complaint"  # the reader marked a mail as spam (an ARF report)
+
+
+class Bounce(IdsNeverReused, Base):
+    """A bounce or a complaint that came back for one mail to one reader."""
+
+    __tablename__ = "bounces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    # The newsletter it answered (None: a confirmation, or a complaint without one).
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
+    )
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True)
+    kind: Mapped[BounceKind] = mapped_column(_enum(BounceKind, "bounce_kind"))
+    status: Mapped[str | None] = mapped_column(String(20))  # the enhanced code, e.g. 5.1.1
+    text: Mapped[str | None] = mapped_column(Text)  # what the receiving server said
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SendClaim(IdsNeverReused, Base):

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from mailer.db import db
 from mailer.errors import NotFound
 from mailer.models import (
+    Bounce,
+    BounceKind,
     Delivery,
     DeliveryStatus,
     Digest,
@@ -91,6 +93,19 @@ def history(subscriber_id: int) -> tuple[Subscriber, list[Event]]:
         events.append(
             Event(sent_at or created, f"digest #{digest_id} “{subject}”: {status}{detail}")
         )
+    for bounce in db.session.scalars(
+        select(Bounce).where(Bounce.subscriber_id == subscriber_id).limit(200)
+    ):
+        about = f"digest #{bounce.digest_id}" if bounce.digest_id else "the confirmation mail"
+        code = f" {bounce.status}" if bounce.status else ""
+        what = (
+            "complained (marked as spam)"
+            if bounce.kind == BounceKind.COMPLAINT
+            else (f"{bounce.kind.value} bounce{code}")
+        )
+        events.append(Event(bounce.received_at, f"{what} for {about}: {bounce.text or ''}"))
+    if reader.bounced_at:
+        events.append(Event(reader.bounced_at, "marked bounced: never mailed again"))
     events.sort(key=lambda e: e.at, reverse=True)
     return reader, events
 
@@ -172,14 +187,52 @@ def daily_activity(days: int = 90) -> tuple[list[date], list[int], list[int]]:
     )
 
 
-def bounced_count() -> int:
-    """Active readers whose address a server refused permanently (5xx) at least once."""
-    return db.count(
-        select(func.count(func.distinct(Delivery.subscriber_id)))
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(
-            Delivery.status == DeliveryStatus.FAILED,
-            Delivery.gave_up.is_(False),
-            Subscriber.status == SubscriberStatus.ACTIVE,
-        )
+@dataclass(frozen=True)
+class BounceFigures:
+    """Bounces and complaints of one digest, as counts and as shares of the mails sent."""
+
+    digest_id: int
+    sent: int
+    bounces: int
+    complaints: int
+
+    @property
+    def bounce_rate(self) -> float:
+        return self.bounces / self.sent if self.sent else 0.0
+
+    @property
+    def complaint_rate(self) -> float:
+        return self.complaints / self.sent if self.sent else 0.0
+
+
+def last_digest_bounces() -> BounceFigures | None:
+    digest_id = db.session.scalar(
+        select(Digest.id).where(Digest.finished_at.is_not(None)).order_by(Digest.id.desc())
     )
+    if digest_id is None:
+        return None
+    sent = db.count(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.digest_id == digest_id, Delivery.status == DeliveryStatus.SENT)
+    )
+    kinds = dict(
+        db.session.execute(
+            select(Bounce.kind, func.count(func.distinct(Bounce.subscriber_id)))
+            .where(Bounce.digest_id == digest_id)
+            .group_by(Bounce.kind)
+        ).all()
+    )
+    bounced = kinds.get(BounceKind.HARD, 0) + kinds.get(BounceKind.SOFT, 0)
+    return BounceFigures(digest_id, sent, bounced, kinds.get(BounceKind.COMPLAINT, 0))
+
+
+def reactivate(subscriber_id: int) -> bool:
+    """An editor vouches for a bounced address again (after a warning): active once more."""
+    with db.transaction():
+        changed = db.change(
+            update(Subscriber)
+            .where(Subscriber.id == subscriber_id, Subscriber.status == SubscriberStatus.BOUNCED)
+            .values(status=SubscriberStatus.ACTIVE, bounced_at=None)
+        )
+    return bool(changed)

@@ -115,7 +115,7 @@ def parse_rows(text: str) -> tuple[list[Row], list[tuple[int, str]], int]:
             raw_status = (record.get("status") or "pending").strip().lower()
             if raw_status not in {s.value for s in SubscriberStatus}:
                 raise InvalidInput(
-                    f"status must be active, pending or unsubscribed, not {raw_status!r}"
+                    f"status must be active, pending, unsubscribed or bounced, not {raw_status!r}"
                 )
             consented = (record.get("consented_at") or "").strip()
             consented_at = _parse_time(consented) if consented else None
@@ -289,6 +289,7 @@ def _new_subscriber(row: Row, source: str, consent_text: str, now: datetime) -> 
         ),
         "confirmed_at": row.consented_at if confirmed else None,
         "unsubscribed_at": now if row.status == SubscriberStatus.UNSUBSCRIBED else None,
+        "bounced_at": now if row.status == SubscriberStatus.BOUNCED else None,
         "confirmation_requested_at": now if row.status == SubscriberStatus.PENDING else None,
     }
 

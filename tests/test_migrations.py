@@ -37,3 +37,20 @@ def test_mailer_db_revision_starts_the_next_numbered_migration(app, tmp_path, mo
     assert f"revision = '{expected}'" in text
     assert f"down_revision = '{int(expected) - 1:04d}'" in text
     assert "mailer db upgrade" in result.output
+
+
+def test_every_table_with_an_id_never_reuses_ids_on_sqlite(tmp_path):
+    """Batch migrations rebuild SQLite tables; each rebuild must keep AUTOINCREMENT."""
+    import sqlite3
+
+    from mailer.migrate import upgrade
+
+    path = tmp_path / "ids.db"
+    upgrade(f"sqlite:///{path}")
+    connection = sqlite3.connect(path)
+    tables = dict(connection.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+    connection.close()
+    with_ids = [t.name for t in Base.metadata.sorted_tables if "id" in t.columns]
+    assert with_ids
+    for name in with_ids:
+        assert "AUTOINCREMENT" in tables[name], name

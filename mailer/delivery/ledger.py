@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
+from mailer import bounces
 from mailer.config import Settings
 from mailer.db import db
 from mailer.delivery.claims import Recipient
@@ -25,6 +26,7 @@ class Outcome:
     """What became of one attempted row other than a plain success."""
 
     delivery_id: int
+    subscriber_id: int
     status: DeliveryStatus  # FAILED or RETRYING
     reply: str
     attempts: int
@@ -44,6 +46,7 @@ class Ledger:
     """Outcomes of one claim. Every claimed row leaves `claimed` through flush()."""
 
     claim_id: int
+    digest_id: int
     settings: Settings
     sent: list[int] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
@@ -58,7 +61,13 @@ class Ledger:
 
     def record_permanent(self, recipient: Recipient, reply: str) -> None:
         self.outcomes.append(
-            Outcome(recipient.delivery_id, DeliveryStatus.FAILED, reply, recipient.attempts + 1)
+            Outcome(
+                recipient.delivery_id,
+                recipient.subscriber_id,
+                DeliveryStatus.FAILED,
+                reply,
+                recipient.attempts + 1,
+            )
         )
 
     def record_temporary(self, recipient: Recipient, reply: str) -> None:
@@ -67,6 +76,7 @@ class Ledger:
             self.outcomes.append(
                 Outcome(
                     recipient.delivery_id,
+                    recipient.subscriber_id,
                     DeliveryStatus.FAILED,
                     f"gave up: {reply}",
                     attempts,
@@ -79,7 +89,14 @@ class Ledger:
         )
         at = utcnow() + timedelta(seconds=delay * random.uniform(0.8, 1.2))
         self.outcomes.append(
-            Outcome(recipient.delivery_id, DeliveryStatus.RETRYING, reply, attempts, False, at)
+            Outcome(
+                recipient.delivery_id,
+                recipient.subscriber_id,
+                DeliveryStatus.RETRYING,
+                reply,
+                attempts,
+                next_attempt_at=at,
+            )
         )
 
     def release(self, recipients: list[Recipient]) -> None:
@@ -121,6 +138,11 @@ class Ledger:
                 if outcome.status == DeliveryStatus.RETRYING:
                     values.update(next_attempt_at=outcome.next_attempt_at, claim_id=None)
                 change([outcome.delivery_id], **values)
+                if outcome.status == DeliveryStatus.FAILED and not outcome.gave_up:
+                    # A 5xx in the transaction is a hard bounce, like one that comes back later.
+                    bounces.record_refusal(
+                        outcome.subscriber_id, outcome.delivery_id, self.digest_id, outcome.reply
+                    )
             if self.released:
                 # Never attempted: retried later, without using up an attempt.
                 retry_at = now + timedelta(seconds=self.settings.send_retry_base_seconds)

@@ -79,7 +79,7 @@ def send_batch(digest_id: int) -> BatchResult:
     journal = Journal(redis_client(), claim_id)
     journal.open()
     recipients = claim_rows(claim_id, digest_id, settings.send_batch_size)
-    ledger = Ledger(claim_id, settings)
+    ledger = Ledger(claim_id, digest_id, settings)
     if recipients:
         copies = DigestCopies(settings, db.session.get_one(Digest, digest_id))
         db.session.rollback()  # end the read before sending; nothing is held open

@@ -135,7 +135,7 @@ def dashboard():
     return render_template(
         "editor/dashboard.html",
         chart=chart,
-        bounced=readers.bounced_count(),
+        last_bounces=readers.last_digest_bounces(),
         counts=subscriptions.count_by_status(),
         waiting=articles.waiting_articles(),
         recent=[digests.progress(d.id) for d in recent],
@@ -299,6 +299,15 @@ def subscriber_page(subscriber_id: int):
 def subscriber_unsubscribe(subscriber_id: int):
     subscriptions.unsubscribe(subscriber_id)
     flash("Unsubscribed. They will get no more digests.", "ok")
+    return redirect(url_for("editor.subscriber_page", subscriber_id=subscriber_id))
+
+
+@bp.post("/subscribers/<int:subscriber_id>/reactivate")
+def subscriber_reactivate(subscriber_id: int):
+    if readers.reactivate(subscriber_id):
+        flash("Active again: the next digest goes to this address.", "ok")
+    else:
+        flash("Only a bounced reader can be re-activated.", "error")
     return redirect(url_for("editor.subscriber_page", subscriber_id=subscriber_id))
 
 
