@@ -80,6 +80,7 @@ def test_login_needs_its_csrf_token(client, editor):
     assert client.get("/editor/").status_code == 302
 
 
+@pytest.mark.slow  # a dozen Argon2 checks
 def test_logins_are_rate_limited(client, editor):
     for _ in range(10):
         assert log_in(client, editor, "wrong password").status_code == 401
@@ -93,6 +94,7 @@ def from_ip(app, address: str):
     return client
 
 
+@pytest.mark.slow  # a dozen Argon2 checks
 def test_failures_elsewhere_never_lock_the_real_editor_out(app, editor):
     for n in range(10):
         attacker = from_ip(app, f"203.0.113.{n}")
@@ -102,6 +104,7 @@ def test_failures_elsewhere_never_lock_the_real_editor_out(app, editor):
     assert editor_at_home.get("/editor/").status_code == 200
 
 
+@pytest.mark.slow  # a dozen Argon2 checks
 def test_successful_logins_do_not_count_against_the_limit(app, editor):
     for _ in range(11):  # one more than failures may count
         assert log_in(from_ip(app, "198.51.100.8"), editor).status_code == 302
