@@ -13,9 +13,11 @@ import platform
 import time
 from pathlib import Path
 
-from bench.send import mailer_send, raw_baseline, sample_message, seed
+from bench.raw import raw_baseline
+from bench.send import mailer_send, sample_message, seed
 from bench.services import Services, ensure_tools
 from bench.signup import signup_benchmark
+from mailer.dkim_keys import generate, write_key
 
 RESULTS = Path(__file__).resolve().parent / "results.jsonl"
 SCALING_READERS = 20_000
@@ -23,7 +25,7 @@ SCALING_READERS = 20_000
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--readers", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--readers", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="small run, Python sink, no record")
     parser.add_argument("--signup-seconds", type=int, default=10, help="0 skips the signup run")
@@ -33,6 +35,9 @@ def main() -> None:
         nargs="*",
         default=[1, 2, 4],
         help="worker processes for the scaling curve (20,000 readers each); none to skip",
+    )
+    parser.add_argument(
+        "--dkim-readers", type=int, default=20_000, help="readers for the DKIM table; 0 skips it"
     )
     args = parser.parse_args()
     if not args.smoke:
@@ -55,6 +60,9 @@ def main() -> None:
             raw = raw_baseline(services.smtp_port, data, workers, SCALING_READERS)
             result = mailer_send(services, SCALING_READERS, workers)
             scaling.append((workers, result.messages_per_second, raw))
+        signing = []
+        if args.dkim_readers and not args.smoke:
+            signing = dkim_table(services, args.dkim_readers, args.workers)
         signup = None
         if args.signup_seconds and not args.smoke:
             signup = signup_benchmark(services, args.signup_seconds)
@@ -79,6 +87,14 @@ def main() -> None:
         print(f"{'workers':>8} {'raw msg/s':>10} {'mailer msg/s':>13} {'ratio':>6}")
         for workers, mailer_rate, raw in scaling:
             print(f"{workers:>8} {raw:>10.0f} {mailer_rate:>13.0f} {mailer_rate / raw:>6.2f}")
+    if signing:
+        print()
+        print(f"{'dkim':>12} {'readers':>8} {'raw msg/s':>10} {'mailer msg/s':>13} {'ratio':>6}")
+        for mode, readers, raw, mailer_rate in signing:
+            print(
+                f"{mode:>12} {readers:>8} {raw:>10.0f} {mailer_rate:>13.0f} "
+                f"{mailer_rate / raw:>6.2f}"
+            )
     if signup:
         mailer, trivial = signup
         print()
@@ -112,6 +128,15 @@ def main() -> None:
             for r, raw, size in rows
         ],
     }
+    record["dkim"] = [
+        {
+            "mode": mode,
+            "readers": readers,
+            "raw_messages_per_second": round(raw),
+            "mailer_messages_per_second": round(rate),
+        }
+        for mode, readers, raw, rate in signing
+    ]
     record["scaling"] = [
         {
             "workers": w,
@@ -132,6 +157,46 @@ def main() -> None:
         }
     with RESULTS.open("a") as out:
         out.write(json.dumps(record) + "\n")
+
+
+def dkim_table(services: Services, readers: int, workers: int) -> list[tuple]:
+    """Send throughput unsigned, with RSA-2048, and with RSA-2048 plus Ed25519, each against
+    a raw sender that signs every message with the same keys through OpenSSL."""
+    rsa_path = services.directory / "dkim-rsa.pem"
+    ed_path = services.directory / "dkim-ed.pem"
+    if not rsa_path.exists():
+        write_key(generate(use_ed25519=False), rsa_path)
+        write_key(generate(use_ed25519=True), ed_path)
+    modes = {
+        "none": ({}, []),
+        "rsa-2048": (
+            {"MAILER_DKIM_SELECTOR": "bench", "MAILER_DKIM_PRIVATE_KEY_FILE": str(rsa_path)},
+            [rsa_path.read_bytes()],
+        ),
+        "rsa+ed25519": (
+            {
+                "MAILER_DKIM_SELECTOR": "bench",
+                "MAILER_DKIM_PRIVATE_KEY_FILE": str(rsa_path),
+                "MAILER_DKIM_ED25519_KEY_FILE": str(ed_path),
+            },
+            [rsa_path.read_bytes(), ed_path.read_bytes()],
+        ),
+    }
+    rows = []
+    for mode, (environ, pems) in modes.items():
+        services.reset_database()
+        seed(services, readers)
+        data = sample_message(services)
+        raw = raw_baseline(services.smtp_port, data, workers, readers, pems)
+        saved = dict(services.environ)
+        services.environ.update(environ)
+        try:
+            result = mailer_send(services, readers, workers)
+        finally:
+            services.environ.clear()
+            services.environ.update(saved)
+        rows.append((mode, readers, raw, result.messages_per_second))
+    return rows
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ per process, with as many processes as mailer has workers.
 
 from __future__ import annotations
 
-import multiprocessing
-import smtplib
 import time
 from dataclasses import dataclass
 
@@ -27,34 +25,6 @@ SUMMARY = (
     "The council voted on Tuesday to approve a network of protected cycle lanes "
     "across the city centre, after two years of consultation. "
 ) * 8
-
-
-def _raw_sender(port: int, data: bytes, count: int, start) -> None:
-    smtp = smtplib.SMTP("127.0.0.1", port)
-    start.wait()
-    for n in range(count):
-        smtp.sendmail("news@example.org", [f"raw{n}@example.org"], data)
-    smtp.quit()
-
-
-def raw_baseline(port: int, data: bytes, processes: int, messages: int) -> float:
-    """Messages per second of plain smtplib with pre-built bytes: the wire's limit here."""
-    # Spawned, not forked: a forked child would inherit (and hang on) the
-    # parent's broker connections.
-    spawn = multiprocessing.get_context("spawn")
-    start = spawn.Event()
-    workers = [
-        spawn.Process(target=_raw_sender, args=(port, data, messages // processes, start))
-        for _ in range(processes)
-    ]
-    for w in workers:
-        w.start()
-    time.sleep(0.5)  # let every process connect before the clock starts
-    began = time.perf_counter()
-    start.set()
-    for w in workers:
-        w.join()
-    return (messages // processes * processes) / (time.perf_counter() - began)
 
 
 def seed(services: Services, readers: int) -> None:
