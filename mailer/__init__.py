@@ -70,9 +70,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.after_request(_security_headers)
 
     from mailer.cli import register_commands
-    from mailer.views import api, editor, health, public
+    from mailer.views import api, archive, editor, health, public
 
     app.register_blueprint(public.bp)
+    app.register_blueprint(archive.bp)
     app.register_blueprint(editor.bp)
     app.register_blueprint(api.bp)
     # Bearer tokens, no cookies: cross-site requests cannot ride on a session here.

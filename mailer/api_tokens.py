@@ -19,17 +19,34 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_token(name: str) -> str:
-    """Creates a token called `name` and returns it; it cannot be read back later."""
+class TokenNameTaken(InvalidInput):
+    status = 409
+
+
+def create_api_token(name: str, *, rotate: bool = False) -> str:
+    """Creates a token called `name` and returns it; it cannot be read back later.
+
+    A revoked name can be used again. A live one is replaced only with `rotate`:
+    the old token stops working at once.
+    """
     name = name.strip()
-    if not name or len(name) > 100:
-        raise InvalidInput("A token name is 1 to 100 characters long.")
+    if not name or len(name) > 100 or not name.isprintable():
+        raise InvalidInput("A token name is 1 to 100 printable characters long.")
     token = PREFIX + secrets.token_urlsafe(32)
     session = db.session
     with db.transaction():
-        if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
-            raise InvalidInput(f"A token called {name!r} exists already.")
-        session.add(ApiToken(name=name, token_hash=_hash(token)))
+        existing = session.scalar(select(ApiToken).where(ApiToken.name == name))
+        if existing is None:
+            session.add(ApiToken(name=name, token_hash=_hash(token)))
+        elif existing.revoked_at is None and not rotate:
+            raise TokenNameTaken(
+                f"A token called {name!r} exists already. Use --rotate to replace it "
+                "(the old one stops working), or choose another name."
+            )
+        else:
+            existing.token_hash = _hash(token)
+            existing.revoked_at = None
+            existing.created_at = utcnow()
     return token
 
 

@@ -187,6 +187,23 @@ def waiting_articles(limit: int | None = None) -> list[Article]:
     return list(db.session.scalars(query))
 
 
+def digest_order(chosen: list[Article]) -> list[Article]:
+    """The order a digest shows articles in: as an editor placed them, then newest first."""
+
+    def key(article: Article) -> tuple:
+        when = (article.published_at or article.created_at).timestamp()
+        if article.position is not None:
+            return (0, article.position, 0.0, 0)
+        return (1, 0, -when, -article.id)
+
+    return sorted(chosen, key=key)
+
+
+def waiting_in_digest_order(limit: int | None = None) -> list[Article]:
+    """The articles the next digest takes (the oldest first, up to the limit), in its order."""
+    return digest_order(waiting_articles(limit))
+
+
 def recently_sent(limit: int = 50) -> list[Article]:
     """Articles already sent, newest first, each with the digest it went out in."""
     return list(

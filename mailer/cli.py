@@ -62,16 +62,18 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("create-api-token")
     @click.argument("name")
-    def create_api_token(name: str) -> None:
+    @click.option("--rotate", is_flag=True, help="Replace the live token of this name.")
+    def create_api_token(name: str, rotate: bool) -> None:
         """Create an API token for the site; it is printed once, on the last line."""
         from mailer.api_tokens import create_api_token
         from mailer.errors import UserError
 
         try:
-            token = create_api_token(name)
+            token = create_api_token(name, rotate=rotate)
         except UserError as error:
             raise click.ClickException(error.message) from None
-        click.echo(f"API token {name!r} created. Keep it secret; it is not shown again:")
+        done = "replaced: the old one no longer works" if rotate else "created"
+        click.echo(f"API token {name!r} {done}. Keep it secret; it is not shown again:")
         click.echo(token)
 
     @app.cli.command("revoke-api-token")

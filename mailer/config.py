@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mailer.dkim_keys import KeyProblem, load_key
 from mailer.logs import LEVELS
@@ -113,6 +114,12 @@ class Settings:
     bounce_domain: str = ""
     soft_bounce_limit: int = 3
     feedback_sender_id: str = ""
+    postal_address: str = ""
+    site_url: str = ""
+    site_name: str = ""
+    archive: bool = True
+    welcome_mail: bool = True
+    embed_origins: tuple[str, ...] = ()
 
     @property
     def development(self) -> bool:
@@ -132,6 +139,11 @@ class Settings:
     def dkim_signing_domain(self) -> str:
         """d= of the signatures: the From domain unless told otherwise (DMARC alignment)."""
         return self.dkim_domain or self.sending_domain
+
+    @property
+    def site_label(self) -> str:
+        """The site's name for footers: MAILER_SITE_NAME, else the host of MAILER_SITE_URL."""
+        return self.site_name or urlsplit(self.site_url).hostname or ""
 
     @property
     def bounce_mail_domain(self) -> str:
@@ -190,6 +202,12 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "MAILER_BOUNCE_DOMAIN": ("bounce_domain", _str),
     "MAILER_SOFT_BOUNCE_LIMIT": ("soft_bounce_limit", _int),
     "MAILER_FEEDBACK_SENDER_ID": ("feedback_sender_id", _str),
+    "MAILER_POSTAL_ADDRESS": ("postal_address", _str),
+    "MAILER_SITE_URL": ("site_url", _str),
+    "MAILER_SITE_NAME": ("site_name", _str),
+    "MAILER_ARCHIVE": ("archive", _bool),
+    "MAILER_WELCOME_MAIL": ("welcome_mail", _bool),
+    "MAILER_EMBED_ORIGINS": ("embed_origins", _words),
 }
 
 
@@ -261,6 +279,7 @@ def validate(settings: Settings) -> None:
     except ScheduleError as exc:
         raise ConfigError(f"MAILER_DIGEST_SCHEDULE / MAILER_TIMEZONE: {exc}") from None
     _validate_deliverability(settings)
+    _validate_publisher(settings)
     if settings.log_level not in LEVELS:
         raise ConfigError(f"MAILER_LOG_LEVEL must be one of {', '.join(LEVELS)}.")
     if settings.confirm_max_age_days < 1:
@@ -297,3 +316,28 @@ def _validate_deliverability(settings: Settings) -> None:
         r"[A-Za-z0-9]{5,15}", settings.feedback_sender_id
     ):
         raise ConfigError("MAILER_FEEDBACK_SENDER_ID must be 5 to 15 letters or digits.")
+
+
+def origin_of(url: str) -> str | None:
+    """scheme://host[:port] of a URL, lowercased; None for what is not http(s)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    suffix = f":{port}" if port and port != default else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{suffix}"
+
+
+def _validate_publisher(settings: Settings) -> None:
+    if settings.site_url and not settings.site_url.startswith(("http://", "https://")):
+        raise ConfigError("MAILER_SITE_URL must start with http:// or https://.")
+    for origin in settings.embed_origins:
+        if origin_of(origin) != origin.rstrip("/").lower():
+            raise ConfigError(
+                f"MAILER_EMBED_ORIGINS: {origin!r} is not an origin like https://news.example.com"
+                " (scheme and host, no path)."
+            )

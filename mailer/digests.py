@@ -8,7 +8,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mailer import article_queue, articles, delivery, emails
+from mailer import article_queue, articles, delivery, editorial, emails, links
 from mailer.db import db
 from mailer.emails.render import RenderedEmail
 from mailer.errors import NotFound, UserError
@@ -19,6 +19,7 @@ from mailer.models import (
     Digest,
     DigestStatus,
     Subscriber,
+    SubscriberStatus,
     utcnow,
 )
 
@@ -35,13 +36,32 @@ class AlreadySending(UserError):
     title = "Already sending"
 
 
-def create_digest(*, trigger: str, period: str | None = None) -> int:
+class NoReaders(UserError):
+    status = 409
+    title = "No readers yet"
+
+
+def has_active_readers() -> bool:
+    active = select(Subscriber.id).where(Subscriber.status == SubscriberStatus.ACTIVE).limit(1)
+    return db.session.scalar(active) is not None
+
+
+def create_digest(
+    *,
+    trigger: str,
+    period: str | None = None,
+    subject: str | None = None,
+    intro: str | None = None,
+) -> int:
     """Takes every waiting article up to a watermark and starts sending. Returns the digest id.
 
     One transaction: two triggers at once make one digest (the other gets
     AlreadySending or NothingToSend), and an article lands in exactly one digest.
     """
     settings = current_app.config["MAILER"]
+    if not has_active_readers():
+        # A digest to nobody would use up every waiting article: make none, keep them waiting.
+        raise NoReaders("No reader has confirmed yet, so no digest was made; the articles wait.")
     _take_in_queued_articles()
     session = db.session
     try:
@@ -77,7 +97,15 @@ def create_digest(*, trigger: str, period: str | None = None) -> int:
             if not taken:
                 raise NothingToSend("There are no new articles since the last digest.")
             chosen = list(session.scalars(select(Article).where(Article.digest_id == digest.id)))
-            rendered = emails.digest(chosen)
+            # The editor's draft goes into this digest; what the caller gave comes first.
+            draft = editorial.take_draft()
+            digest.intro = intro if intro is not None else draft.intro
+            rendered = emails.digest(
+                chosen,
+                subject=subject or draft.subject,
+                intro=digest.intro,
+                archive_url=links.archive_url(digest.id),
+            )
             digest.subject, digest.text_body, digest.html_body = (
                 rendered.subject,
                 rendered.text,
@@ -146,6 +174,7 @@ def progress(digest_id: int) -> dict[str, object]:
         "started": digest.created_at.isoformat(),
         "finished": digest.finished_at.isoformat() if digest.finished_at else None,
         "messages_per_second": round(sent / elapsed, 1) if sent else 0.0,
+        "hidden_from_archive": digest.hidden_from_archive,
     }
 
 
@@ -164,7 +193,12 @@ def digest_articles(digest_id: int) -> list[Article]:
 def preview() -> RenderedEmail | None:
     """The next digest as readers would get it now, or None when nothing waits."""
     chosen = articles.waiting_articles(current_app.config["MAILER"].digest_max_articles)
-    return emails.digest(chosen) if chosen else None
+    if not chosen:
+        return None
+    draft = editorial.draft()
+    return emails.digest(
+        chosen, subject=draft.subject, intro=draft.intro, archive_url=links.archive_url()
+    )
 
 
 def failed_deliveries(

@@ -24,6 +24,15 @@ def unsubscribe_url(subscriber_id: int, link_key: str) -> str:
     return external_url("public.unsubscribe", token=token)
 
 
+def archive_url(digest_id: int | None = None) -> str | None:
+    """The digest's page in the public archive (or the archive), if there is an archive."""
+    if not current_app.config["MAILER"].archive:
+        return None
+    if digest_id is None:
+        return external_url("archive.index")
+    return external_url("archive.show", digest_id=digest_id)
+
+
 def test_unsubscribe_url() -> str:
     """Where the unsubscribe link of a test copy leads: a page that says it was a test."""
     return external_url("public.unsubscribe", token=TEST_UNSUBSCRIBE_TOKEN)

@@ -115,6 +115,9 @@ class Subscriber(IdsNeverReused, Base):
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set while a task sends the confirmation; a stale one means its worker died.
     confirmation_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The welcome mail after confirming, claimed and sent like the confirmation.
+    welcome_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    welcome_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     complained_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # marked as spam
     # In every link mailed to this reader, checked against the row: a link reaches its
@@ -159,6 +162,8 @@ class Article(IdsNeverReused, Base):
     # only ready articles go into a digest.
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True)
+    # Where an editor put it in the next digest (lower first); None: newest first, after.
+    position: Mapped[int | None] = mapped_column(Integer)
 
 
 class DigestStatus(enum.StrEnum):
@@ -180,6 +185,7 @@ class Digest(IdsNeverReused, Base):
     trigger: Mapped[str] = mapped_column(Text)  # "api:<token name>", "editor:<address>"...
     article_watermark: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(Text)
+    intro: Mapped[str | None] = mapped_column(Text)  # the editor's words above the articles
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str] = mapped_column(Text)
     total: Mapped[int] = mapped_column(Integer, default=0)
@@ -189,6 +195,7 @@ class Digest(IdsNeverReused, Base):
     # An editor's pause stops new claims; a cancel skips every row not yet sent.
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hidden_from_archive: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from mailer import article_queue, confirmations, delivery, jobs
+from mailer import article_queue, confirmations, delivery, jobs, welcomes
 
 log = logging.getLogger(__name__)
 
@@ -13,10 +13,14 @@ def reconcile() -> dict[str, int]:
     owed = confirmations.confirmations_owed()
     for subscriber_id in owed:
         jobs.enqueue(jobs.SEND_CONFIRMATION, subscriber_id)
-    if owed:
-        log.info("re-enqueued %d confirmation mails", len(owed))
+    welcomes_owed = welcomes.welcomes_owed()
+    for subscriber_id in welcomes_owed:
+        jobs.enqueue(jobs.SEND_WELCOME, subscriber_id)
+    if owed or welcomes_owed:
+        log.info("re-enqueued %d confirmations, %d welcomes", len(owed), len(welcomes_owed))
     return {
         "confirmations": len(owed),
+        "welcomes": len(welcomes_owed),
         "articles_requeued": article_queue.requeue_lost(),
         **delivery.reconcile_digests(),
     }

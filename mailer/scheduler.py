@@ -14,7 +14,7 @@ from datetime import datetime
 from flask import current_app
 
 from mailer.db import db
-from mailer.digests import AlreadySending, NothingToSend, create_digest
+from mailer.digests import AlreadySending, NoReaders, NothingToSend, create_digest
 from mailer.errors import InvalidInput
 from mailer.models import ConsoleSetting, utcnow
 from mailer.schedule import ScheduleError, parse_schedule
@@ -57,6 +57,6 @@ def run_schedule(now: datetime | None = None) -> int | None:
         return None
     try:
         return create_digest(trigger="schedule", period=period)
-    except (NothingToSend, AlreadySending) as reason:
+    except (NothingToSend, NoReaders, AlreadySending) as reason:
         log.info("scheduled digest for %s not sent: %s", period, reason.message)
         return None

@@ -290,6 +290,8 @@ def _new_subscriber(row: Row, source: str, consent_text: str, now: datetime) -> 
         "confirmed_at": row.consented_at if confirmed else None,
         "unsubscribed_at": now if row.status == SubscriberStatus.UNSUBSCRIBED else None,
         "bounced_at": now if row.status == SubscriberStatus.BOUNCED else None,
+        # Imported readers confirmed elsewhere, long ago: no welcome for them.
+        "welcome_sent_at": now if confirmed else None,
         "confirmation_requested_at": now if row.status == SubscriberStatus.PENDING else None,
     }
 

@@ -146,9 +146,11 @@ def confirm_subscription(subscriber_id: int) -> ConfirmOutcome:
             .where(Subscriber.id == subscriber_id, Subscriber.status == SubscriberStatus.PENDING)
             .values(status=SubscriberStatus.ACTIVE, confirmed_at=utcnow(), unsubscribed_at=None)
         )
-        if confirmed:
-            return ConfirmOutcome.CONFIRMED
         status = session.scalar(select(Subscriber.status).where(Subscriber.id == subscriber_id))
+    if confirmed:
+        if current_app.config["MAILER"].welcome_mail:
+            jobs.enqueue(jobs.SEND_WELCOME, subscriber_id)  # after the commit, as every task
+        return ConfirmOutcome.CONFIRMED
     if status is None:
         raise NotFound("We could not find this subscription. It may have been deleted.")
     if status == SubscriberStatus.ACTIVE:

@@ -36,16 +36,45 @@ def html_depth(fragment: str) -> int:
 
 def html_to_text(fragment: str) -> str:
     """The visible text of an HTML fragment, on one line."""
-    if html_depth(fragment) > MAX_HTML_DEPTH:
-        stripped = _TAG.sub(" ", fragment)  # too deep for a parser: drop the tags outright
+    return " ".join(html_to_paragraphs(fragment).split())
+
+
+# Where a block ends, the text must not run on: "invasion.</p><p>In November" is two.
+_BLOCK_END = re.compile(
+    r"</(?:p|div|li|h[1-6]|blockquote|pre|tr|table|ul|ol|figure|figcaption)\s*>|<br\s*/?>",
+    re.IGNORECASE,
+)
+
+
+def html_to_paragraphs(fragment: str) -> str:
+    """The visible text of an HTML fragment, its paragraphs separated by a blank line."""
+    marked = _BLOCK_END.sub("\n\n", fragment)
+    if html_depth(marked) > MAX_HTML_DEPTH:
+        stripped = _TAG.sub(" ", marked)  # too deep for a parser: drop the tags outright
     else:
-        stripped = nh3.clean(fragment, tags=set())
-    return " ".join(html.unescape(stripped).split())
+        stripped = nh3.clean(marked, tags=set())
+    return _paragraphs(html.unescape(stripped))
+
+
+def _paragraphs(text: str) -> str:
+    blocks = (" ".join(block.split()) for block in re.split(r"\n\s*\n", text))
+    return "\n\n".join(block for block in blocks if block)
 
 
 def summary_of(article: Article) -> str:
-    """The article's summary, or the start of its body as plain text, cut at a word."""
-    text = " ".join((article.summary or "").split()) or html_to_text(article.body_html or "")
+    """The article's summary, or the start of its body as text; paragraphs kept, cut at a word."""
+    text = _paragraphs(article.summary or "") or html_to_paragraphs(article.body_html or "")
     if len(text) <= SUMMARY_CHARS:
         return text
-    return text[:SUMMARY_CHARS].rsplit(" ", 1)[0] + "…"
+    return text[:SUMMARY_CHARS].rsplit(" ", 1)[0].rstrip() + "…"
+
+
+def sanitize_fragment(fragment: str) -> str:
+    """An editor's marked-up words: paragraphs, emphasis and links, nothing else."""
+    return nh3.clean(
+        fragment,
+        tags={"p", "a", "strong", "em"},
+        attributes={"a": {"href"}},
+        url_schemes={"http", "https"},
+        link_rel="noopener noreferrer",
+    )

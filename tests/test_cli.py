@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from mailer import delivery
-from mailer.api_tokens import authenticate
+from mailer.api_tokens import authenticate, create_api_token
 from mailer.db import db
 from mailer.models import Article, Digest, Subscriber, SubscriberStatus, utcnow
 from tests.helpers import add_article, add_readers, wait_until
@@ -23,20 +23,53 @@ def test_create_api_token_prints_the_token_alone_on_its_last_line(app):
         assert authenticate(token).name == "website"
     again = app.test_cli_runner().invoke(args=["create-api-token", "website"])
     assert again.exit_code != 0
-    assert "exists already" in again.output
+    assert "exists already" in again.output and "--rotate" in again.output
+
+
+def test_a_token_can_be_rotated_and_a_revoked_name_used_again(app):
+    runner = app.test_cli_runner()
+    old = runner.invoke(args=["create-api-token", "site"]).output.strip().splitlines()[-1]
+    rotated = runner.invoke(args=["create-api-token", "site", "--rotate"])
+    assert rotated.exit_code == 0, rotated.output
+    new = rotated.output.strip().splitlines()[-1]
+    with app.app_context():
+        assert authenticate(old) is None  # the old token stops working at once
+        assert authenticate(new).name == "site"
+    assert runner.invoke(args=["revoke-api-token", "site"]).exit_code == 0
+    again = runner.invoke(args=["create-api-token", "site"])
+    assert again.exit_code == 0, again.output  # the README's step 2, run twice
+    with app.app_context():
+        assert authenticate(again.output.strip().splitlines()[-1]).name == "site"
+        assert authenticate(new) is None
+
+
+def test_no_digest_is_made_without_a_reader_and_the_articles_wait(app, client):
+    from mailer.models import Article
+
+    add_article(app, "Waiting", "https://news.example.org/waiting")
+    with app.app_context():
+        token = create_api_token("site")
+    response = client.post("/api/digests", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 409
+    assert "No reader" in response.get_json()["error"]
+    with app.app_context():
+        assert db.session.scalar(select(Digest.id)) is None
+        assert db.session.scalar(select(Article.digest_id)) is None  # still waiting
 
 
 def test_send_digest_from_the_shell(app, worker, outbox):
     runner = app.test_cli_runner()
-    nothing = runner.invoke(args=["send-digest"])
-    assert nothing.exit_code != 0
-    assert "no new articles" in nothing.output
     with app.app_context():
         db.session.add(
             Subscriber(
                 email="cli@example.org", email_key="cli@example.org", status=SubscriberStatus.ACTIVE
             )
         )
+        db.session.commit()
+    nothing = runner.invoke(args=["send-digest"])
+    assert nothing.exit_code != 0
+    assert "no new articles" in nothing.output
+    with app.app_context():
         db.session.add(
             Article(
                 title="From the shell",

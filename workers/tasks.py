@@ -14,6 +14,7 @@ from mailer import (
     reconciler,
     scheduler,
     subscriber_csv,
+    welcomes,
 )
 from mailer.emails.smtp import TemporaryFailure
 
@@ -30,6 +31,11 @@ RETRY_ON_TEMPORARY_FAILURE = {
 @shared_task(name=jobs.SEND_CONFIRMATION, max_retries=8, **RETRY_ON_TEMPORARY_FAILURE)
 def send_confirmation(subscriber_id: int) -> str:
     return confirmations.send_confirmation(subscriber_id)
+
+
+@shared_task(name=jobs.SEND_WELCOME, max_retries=8, **RETRY_ON_TEMPORARY_FAILURE)
+def send_welcome(subscriber_id: int) -> str:
+    return welcomes.send_welcome(subscriber_id)
 
 
 @shared_task(name=jobs.RECONCILE)

@@ -16,7 +16,9 @@ from datetime import datetime
 
 from flask import current_app
 
+from mailer.articles import digest_order
 from mailer.config import Settings
+from mailer.editorial import render_intro, render_subject, subject_template
 from mailer.emails.message import (
     PreparedMessage,
     ascii_address,
@@ -26,7 +28,7 @@ from mailer.emails.message import (
 )
 from mailer.emails.render import RenderedEmail, render_email
 from mailer.emails.smtp import smtp_connection
-from mailer.links import confirm_url, external_url, test_unsubscribe_url
+from mailer.links import archive_url, confirm_url, external_url, test_unsubscribe_url
 from mailer.models import Article, Digest, Subscriber, utcnow
 from mailer.summaries import summary_of
 from mailer.tokens import make_unsubscribe_token
@@ -92,6 +94,29 @@ def confirmation(subscriber: Subscriber) -> OutgoingMail:
     )
 
 
+# --- the welcome, once a reader confirmed -------------------------------------
+
+
+def welcome(subscriber: Subscriber) -> OutgoingMail:
+    settings = _settings()
+    rendered = render_email(
+        "welcome",
+        name=subscriber.name,
+        list_name=settings.list_name,
+        site_url=settings.site_url,
+        site_name=settings.site_label,
+        postal_address=settings.postal_address,
+        archive_url=archive_url(),
+        unsubscribe_url=UNSUBSCRIBE_SLOT,
+    )
+    return Newsletter(rendered).copy_for(
+        subscriber.email,
+        (subscriber.id, subscriber.link_key),
+        one_off_message_id(settings),
+        MailRef(MailKind.CONFIRMATION, subscriber.id),
+    )
+
+
 # --- the digest ---------------------------------------------------------------
 
 
@@ -99,24 +124,44 @@ def confirmation(subscriber: Subscriber) -> OutgoingMail:
 class DigestArticle:
     title: str
     url: str
-    summary: str
+    paragraphs: list[str]
     author: str | None
     published_at: datetime | None
 
 
-def digest(chosen: list[Article]) -> RenderedEmail:
-    """The digest of these articles, newest first, with the unsubscribe link as a slot."""
+def digest(
+    chosen: list[Article],
+    *,
+    subject: str | None = None,
+    intro: str | None = None,
+    archive_url: str | None = None,
+) -> RenderedEmail:
+    """The digest of these articles in the order an editor gave them (else newest first),
+    under the editor's subject and introduction, with the unsubscribe link as a slot."""
     settings = _settings()
-    ordered = sorted(chosen, key=lambda a: (a.published_at or a.created_at, a.id), reverse=True)
+    ordered = digest_order(chosen)
+    now = utcnow()
+    subject = subject or render_subject(
+        subject_template(),
+        list_name=settings.list_name,
+        titles=[a.title for a in ordered],
+        date=now.strftime("%-d %B %Y"),
+    )
     rendered = render_email(
         "digest",
+        subject=subject,
+        intro=render_intro(intro),
         articles=[
-            DigestArticle(a.title, a.url, summary_of(a), a.author, a.published_at) for a in ordered
+            DigestArticle(a.title, a.url, summary_of(a).split("\n\n"), a.author, a.published_at)
+            for a in ordered
         ],
         list_name=settings.list_name,
-        base_url=settings.base_url,
+        site_url=settings.site_url,
+        site_name=settings.site_label,
+        postal_address=settings.postal_address,
+        archive_url=archive_url,
         unsubscribe_url=UNSUBSCRIBE_SLOT,
-        date=utcnow(),
+        date=now,
     )
     size = len(rendered.html.encode())
     if size > HTML_LIMIT_BYTES:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from mailer import api_tokens, articles, digests
-from mailer.errors import UnsupportedContentType, UserError
+from mailer import api_tokens, articles, digests, editorial
+from mailer.errors import InvalidInput, UnsupportedContentType, UserError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -43,7 +43,17 @@ def create_article():
 
 @bp.post("/digests")
 def create_digest():
-    digest_id = digests.create_digest(trigger=f"api:{g.api_token_name}")
+    options = request.get_json(silent=True) if request.data else {}
+    if not isinstance(options, dict):
+        raise InvalidInput("Send nothing, or a JSON object with 'subject' and 'intro'.")
+    unknown = sorted(set(options) - {"subject", "intro"})
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(unknown)}. Allowed: intro, subject.")
+    digest_id = digests.create_digest(
+        trigger=f"api:{g.api_token_name}",
+        subject=editorial.clean_subject(options.get("subject")),
+        intro=editorial.clean_intro(options.get("intro")),
+    )
     return jsonify(digests.progress(digest_id)), 202
 
 

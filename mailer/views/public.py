@@ -42,13 +42,20 @@ def _address_key() -> str:
     return "address:" + (raw.strip().lower() if isinstance(raw, str) else "")
 
 
-def _looks_like_a_bot(data: dict[str, object]) -> bool:
-    if data.get(HONEYPOT_FIELD):
-        return True
+def _filled_the_honeypot(data: dict[str, object]) -> bool:
+    return bool(data.get(HONEYPOT_FIELD))
+
+
+def _sent_too_fast(data: dict[str, object]) -> bool:
+    """Our own form sent sooner than a person types: a browser's autofill, or a bot."""
     if request.is_json:
         return False  # a script on our own page; CSRF and rate limits guard it
     age = tokens.form_age_seconds(str(data.get("form_token") or ""))
     return age is None or age < _settings().signup_min_seconds
+
+
+def _kept_values(data: dict[str, object]) -> dict[str, str]:
+    return {k: v for k, v in data.items() if k in {"email", "name"} and isinstance(v, str)}
 
 
 def _signup_done() -> Response | str:
@@ -60,11 +67,18 @@ def _signup_done() -> Response | str:
     return render_template("pages/signup_done.html")
 
 
-def _signup_form(*, error: str | None = None, values: dict | None = None, status: int = 200):
+def _signup_form(
+    *,
+    error: str | None = None,
+    notice: str | None = None,
+    values: dict | None = None,
+    status: int = 200,
+):
     embed = request.args.get("embed") == "1"
     html = render_template(
         "pages/subscribe.html",
         error=error,
+        notice=notice,
         values=values or {},
         form_token=tokens.make_form_token(),
         consent_text=_settings().consent_text,
@@ -84,8 +98,14 @@ def subscribe_form():
 @rate_limit(lambda: _settings().signup_rate_limit_address, key_func=_address_key)
 def subscribe():
     data = _signup_input()
-    if _looks_like_a_bot(data):
-        return _signup_done()
+    if _filled_the_honeypot(data):
+        return _signup_done()  # bots see the usual page and nothing happens
+    if _sent_too_fast(data):
+        # A person whose browser filled the form in a blink is never dropped: one more press.
+        return _signup_form(
+            notice="Almost there: please check your address and press Subscribe again.",
+            values=_kept_values(data),
+        )
     source = str(data.get("source") or "subscribe-page")
     if not SOURCE_PATTERN.fullmatch(source):
         source = "subscribe-page"
@@ -95,8 +115,7 @@ def subscribe():
     except InvalidInput as error:
         if wants_json():
             raise
-        values = {k: v for k, v in data.items() if k in {"email", "name"} and isinstance(v, str)}
-        return _signup_form(error=error.message, values=values, status=400)
+        return _signup_form(error=error.message, values=_kept_values(data), status=400)
     subscriptions.request_subscription(address, name, source=source)
     return _signup_done()
 

@@ -1,0 +1,88 @@
+"""The public archive: every digest that went out, as a page anyone can read, and as a feed.
+
+An archived digest carries no reader's token or link: the unsubscribe link of the
+mail becomes a link to the signup page. An editor can hide a digest from it;
+MAILER_ARCHIVE=false turns the archive off.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from mailer import emails
+from mailer.db import db
+from mailer.errors import NotFound
+from mailer.links import external_url
+from mailer.models import Digest, DigestStatus
+
+PER_PAGE = 20
+ARCHIVED = (
+    Digest.status.in_((DigestStatus.SENT, DigestStatus.SENT_WITH_FAILURES)),
+    Digest.cancelled_at.is_(None),
+    Digest.hidden_from_archive.is_(False),
+)
+_UNSUBSCRIBE_LINK = re.compile(
+    r"<a\b[^>]*href=\"" + re.escape(emails.UNSUBSCRIBE_SLOT) + r"\"[^>]*>.*?</a>", re.DOTALL
+)
+
+
+@dataclass(frozen=True)
+class ArchivePage:
+    digests: list[Digest]
+    page: int
+    pages: int
+
+
+def enabled() -> bool:
+    return bool(current_app.config["MAILER"].archive)
+
+
+def listing(page: int = 1) -> ArchivePage:
+    if not enabled():
+        raise NotFound("There is no archive.")
+    total = db.count(select(func.count()).select_from(Digest).where(*ARCHIVED))
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(max(page, 1), pages)
+    digests = db.session.scalars(
+        select(Digest)
+        .where(*ARCHIVED)
+        .order_by(Digest.id.desc())
+        .offset((page - 1) * PER_PAGE)
+        .limit(PER_PAGE)
+    )
+    return ArchivePage(list(digests), page, pages)
+
+
+def archived_digest(digest_id: int) -> Digest:
+    if not enabled():
+        raise NotFound("There is no archive.")
+    digest = db.session.scalar(select(Digest).where(Digest.id == digest_id, *ARCHIVED))
+    if digest is None:
+        raise NotFound("There is no such digest in the archive.")
+    return digest
+
+
+def public_html(digest: Digest) -> str:
+    """The digest as sent, with the reader's unsubscribe link turned into a signup link."""
+    signup = external_url("public.subscribe_form")
+    name = current_app.config["MAILER"].list_name
+    html = _UNSUBSCRIBE_LINK.sub(
+        f'<a href="{signup}" style="color:#0b57d0">Subscribe to {name}</a>', digest.html_body
+    )
+    return html.replace(emails.UNSUBSCRIBE_SLOT, signup)
+
+
+def recent(limit: int = 20) -> list[Digest]:
+    return listing(1).digests[:limit]
+
+
+def set_hidden(digest_id: int, hidden: bool) -> None:
+    with db.transaction():
+        digest = db.session.get(Digest, digest_id)
+        if digest is None:
+            raise NotFound(f"There is no digest {digest_id}.")
+        digest.hidden_from_archive = hidden

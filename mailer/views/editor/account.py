@@ -1,0 +1,75 @@
+"""Logging in and out of the console."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Response, g, redirect, render_template, request, session, url_for
+from flask.sessions import SessionMixin
+from flask_limiter.util import get_remote_address
+
+from mailer import editors
+from mailer.extensions import rate_limit
+from mailer.views.editor.blueprint import bp
+
+# Only failed attempts count.
+LOGIN_LIMIT_PER_IP = "20 per minute;100 per hour"
+LOGIN_LIMIT_PER_ADDRESS_AND_IP = "10 per minute;50 per hour"
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never an open redirect to another host."""
+    if target and target.isprintable() and "\\" not in target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/editor"):
+            return target
+    return url_for("editor.dashboard")
+
+
+def _login_address_and_ip_key() -> str:
+    """Failed logins count per address and IP: guessing from one place is slowed down,
+    and nobody elsewhere can lock the real editor out by failing on purpose."""
+    address = str(request.form.get("email", "")).strip().lower()
+    return f"login:{address}:{get_remote_address()}"
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+@bp.get("/login")
+def login():
+    if "editor" in g:
+        return redirect(url_for("editor.dashboard"))
+    return render_template("editor/login.html", next=request.args.get("next", ""))
+
+
+@bp.post("/login")
+@rate_limit(LOGIN_LIMIT_PER_IP, deduct_when=_failed)
+@rate_limit(LOGIN_LIMIT_PER_ADDRESS_AND_IP, key_func=_login_address_and_ip_key, deduct_when=_failed)
+def login_post():
+    editor = editors.authenticate(
+        str(request.form.get("email", "")), str(request.form.get("password", ""))
+    )
+    if editor is None:
+        # One message for an unknown address and a wrong password.
+        error = "That email and password do not match an editor account."
+        page = render_template("editor/login.html", error=error, next=request.form.get("next", ""))
+        return page, 401
+    open_session(session, editor.id, editor.session_epoch)
+    return redirect(_safe_next(request.form.get("next")))
+
+
+def open_session(store: SessionMixin, editor_id: int, epoch: int) -> None:
+    """What a successful login keeps in the session cookie."""
+    store.clear()  # no session fixation: a fresh session for the editor
+    store["editor_id"] = editor_id
+    store["epoch"] = epoch  # a logout moves the editor's epoch on: this cookie then dies
+    store.permanent = True
+
+
+@bp.post("/logout")
+def logout():
+    editors.end_sessions(g.editor.id)  # a copy of the cookie taken earlier dies too
+    session.clear()
+    return redirect(url_for("editor.login"))

@@ -1,0 +1,257 @@
+"""The console's newsletter pages: dashboard, articles, the next digest, digests sent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from mailer import (
+    archive,
+    articles,
+    charts,
+    digest_controls,
+    digests,
+    editorial,
+    emails,
+    jobs,
+    readers,
+    scheduler,
+    subscriptions,
+)
+from mailer.errors import InvalidInput, UserError
+from mailer.views import framed_html
+from mailer.views.editor.blueprint import bp
+from mailer.views.inputs import page_number
+
+
+@bp.get("/")
+def dashboard():
+    recent = digests.recent_digests(10)
+    days, signups, leaving = readers.daily_activity(90)
+    chart = charts.daily_lines_svg(
+        days,
+        {"signups": (signups, "#146c2e"), "unsubscribes": (leaving, "#b3261e")},
+        "Signups and unsubscribes per day, last 90 days",
+    )
+    return render_template(
+        "editor/dashboard.html",
+        chart=chart,
+        last_bounces=readers.last_digest_bounces(),
+        counts=subscriptions.count_by_status(),
+        waiting=articles.waiting_articles(),
+        recent=[digests.progress(d.id) for d in recent],
+    )
+
+
+@bp.get("/articles")
+def article_list():
+    return render_template(
+        "editor/articles.html",
+        waiting=articles.waiting_articles(),
+        sent=articles.recently_sent(),
+    )
+
+
+@bp.post("/articles")
+def article_add():
+    data = {k: request.form.get(k, "").strip() or None for k in ("title", "url", "summary")}
+    try:
+        _article, created = articles.accept_article(
+            articles.parse_article(data), source=f"editor:{g.editor.email}"
+        )
+    except InvalidInput as error:
+        flash(error.message, "error")
+        return redirect(url_for("editor.article_list"))
+    flash("Article added." if created else "That article was already there.", "ok")
+    return redirect(url_for("editor.article_list"))
+
+
+@bp.post("/articles/<int:article_id>/remove")
+def article_remove(article_id: int):
+    if articles.remove_article(article_id):
+        flash("Removed from the next digest.", "ok")
+    else:
+        flash("That article was already sent or removed.", "error")
+    back = "editor.next_digest" if request.form.get("back") == "digest" else "editor.article_list"
+    return redirect(url_for(back))
+
+
+@bp.post("/digests/<int:digest_id>/archive")
+def digest_archive(digest_id: int):
+    hidden = request.form.get("hidden") == "1"
+    archive.set_hidden(digest_id, hidden)
+    flash("Hidden from the public archive." if hidden else "Shown in the public archive.", "ok")
+    return redirect(url_for("editor.digest_page", digest_id=digest_id))
+
+
+@bp.get("/digest")
+def next_digest():
+    return render_template(
+        "editor/next_digest.html",
+        preview=digests.preview(),
+        draft=editorial.draft(),
+        subject_template=editorial.subject_template(),
+        waiting=articles.waiting_in_digest_order(current_app.config["MAILER"].digest_max_articles),
+        readers=subscriptions.count_by_status()["active"],
+    )
+
+
+def _back_to_next_digest(change: Callable[[], object], success: str) -> ResponseReturnValue:
+    """Runs an editor's change; the next digest page says how it went."""
+    try:
+        change()
+    except UserError as error:
+        flash(error.message, "error")
+    else:
+        flash(success, "ok")
+    return redirect(url_for("editor.next_digest"))
+
+
+@bp.post("/digest/draft")
+def save_draft():
+    form = request.form
+    return _back_to_next_digest(
+        lambda: editorial.save_draft(
+            form.get("subject", ""), form.get("intro", ""), changed_by=g.editor.email
+        ),
+        "Saved: the next digest goes out with this subject and introduction.",
+    )
+
+
+@bp.post("/digest/subject-template")
+def save_subject_template():
+    template = request.form.get("template", "")
+    return _back_to_next_digest(
+        lambda: editorial.set_subject_template(template, changed_by=g.editor.email),
+        "Subject template saved.",
+    )
+
+
+@bp.post("/articles/<int:article_id>/edit")
+def article_edit(article_id: int):
+    form = request.form
+    return _back_to_next_digest(
+        lambda: editorial.edit_article(article_id, form.get("title"), form.get("summary", "")),
+        "Article changed for the next digest.",
+    )
+
+
+@bp.post("/articles/<int:article_id>/move")
+def article_move(article_id: int):
+    step = {"up": -1, "down": 1}.get(request.form.get("direction", ""), 0)
+    return _back_to_next_digest(lambda: editorial.move_article(article_id, step), "Moved.")
+
+
+@bp.get("/digest/preview.html")
+def preview_html():
+    preview = digests.preview()
+    if preview is None:
+        abort(404)
+    return framed_html(preview.html.replace(emails.UNSUBSCRIBE_SLOT, "#"))
+
+
+@bp.post("/digest/test")
+def send_test():
+    try:
+        address = subscriptions.normalize_address(request.form.get("email"))
+    except InvalidInput as error:
+        flash(error.message, "error")
+        return redirect(url_for("editor.next_digest"))
+    jobs.enqueue(jobs.SEND_TEST, address.email, g.editor.email)
+    flash(f"A test of the next digest is on its way to {address.email}.", "ok")
+    return redirect(url_for("editor.next_digest"))
+
+
+@bp.post("/digest/send")
+def send_digest():
+    readers = subscriptions.count_by_status()["active"]
+    if request.form.get("readers") != str(readers):
+        flash(f"The number of readers changed: it is now {readers}. Check and send again.", "error")
+        return redirect(url_for("editor.next_digest"))
+    try:
+        digest_id = digests.create_digest(trigger=f"editor:{g.editor.email}")
+    except UserError as error:
+        flash(error.message, "error")
+        return redirect(url_for("editor.next_digest"))
+    return redirect(url_for("editor.digest_page", digest_id=digest_id))
+
+
+@bp.get("/digests")
+def digest_history():
+    recent = digests.recent_digests(100)
+    return render_template("editor/digests.html", recent=[digests.progress(d.id) for d in recent])
+
+
+FAILED_PER_PAGE = 50
+
+
+@bp.get("/digests/<int:digest_id>")
+def digest_page(digest_id: int):
+    search = request.args.get("q", "")[:320]
+    page = page_number()
+    failed, failed_total = digests.failed_deliveries(digest_id, search, page, FAILED_PER_PAGE)
+    return render_template(
+        "editor/digest.html",
+        progress=digests.progress(digest_id),
+        articles=digests.digest_articles(digest_id),
+        failed=failed,
+        failed_total=failed_total,
+        search=search,
+        page=page,
+        pages=max(1, -(-failed_total // FAILED_PER_PAGE)),
+    )
+
+
+DIGEST_ACTIONS = {
+    "pause": (digest_controls.pause_digest, "Paused. No new batch will start until you resume."),
+    "resume": (digest_controls.resume_digest, "Resumed."),
+    "cancel": (
+        digest_controls.cancel_digest,
+        "Cancelled. Readers not yet reached will not get it.",
+    ),
+    "retry": (
+        digest_controls.retry_failed,
+        "Retrying the deliveries that failed on temporary errors.",
+    ),
+}
+
+
+@bp.post("/digests/<int:digest_id>/<action>")
+def digest_action(digest_id: int, action: str):
+    if action not in DIGEST_ACTIONS:
+        abort(404)
+    change, message = DIGEST_ACTIONS[action]
+    try:
+        change(digest_id)
+    except UserError as error:
+        flash(error.message, "error")
+    else:
+        flash(message, "ok")
+    return redirect(url_for("editor.digest_page", digest_id=digest_id))
+
+
+@bp.get("/digests/<int:digest_id>/progress.json")
+def digest_progress(digest_id: int):
+    return jsonify(digests.progress(digest_id))
+
+
+@bp.get("/schedule")
+def schedule_page():
+    current, zone = scheduler.current_schedule()
+    return render_template("editor/schedule.html", current=current, zone=zone)
+
+
+@bp.post("/schedule")
+def schedule_save():
+    text = "" if request.form.get("off") else request.form.get("schedule", "")
+    try:
+        scheduler.set_schedule(
+            text, request.form.get("timezone", "UTC").strip() or "UTC", changed_by=g.editor.email
+        )
+    except InvalidInput as error:
+        flash(error.message, "error")
+    else:
+        flash("The schedule is off." if not text.strip() else "Schedule saved.", "ok")
+    return redirect(url_for("editor.schedule_page"))
