@@ -78,6 +78,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api.bp)
     # Bearer tokens, no cookies: cross-site requests cannot ride on a session here.
     csrf.exempt(api.bp)
+    # The signup checks its CSRF token itself, except from the sites that may embed it.
+    csrf.exempt(public.subscribe)
     app.register_blueprint(health.bp)
     if settings.development:
         from mailer.views import devmail

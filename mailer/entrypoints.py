@@ -7,6 +7,8 @@ worker and beat: celery --app workers.app  (workers/app.py, which calls worker_a
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 from flask.cli import FlaskGroup
 
@@ -18,6 +20,11 @@ from mailer.logs import configure_logging
 def _app_with_logging() -> Flask:
     settings = load_settings()
     configure_logging(settings.log_level)
+    if settings.env == "production" and not settings.postal_address:
+        logging.getLogger("mailer").warning(
+            "MAILER_POSTAL_ADDRESS is empty: newsletters go out without the postal address "
+            "the law asks for in commercial mail (CAN-SPAM) and readers expect"
+        )
     return create_app(settings)
 
 

@@ -64,3 +64,13 @@ document.querySelectorAll("form[data-confirm]").forEach(function (form) {
   }
   window.setTimeout(poll, 1000);
 })();
+
+// Copy buttons on the signup form page.
+document.querySelectorAll("button[data-copy]").forEach(function (button) {
+  button.addEventListener("click", function () {
+    var source = document.getElementById(button.dataset.copy);
+    navigator.clipboard.writeText(source.value).then(function () {
+      button.textContent = "Copied";
+    });
+  });
+});

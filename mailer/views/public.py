@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from mailer import subscriptions, tokens
-from mailer.errors import InvalidInput
+from mailer.config import origin_of
+from mailer.errors import InvalidInput, UserError
 from mailer.extensions import csrf, rate_limit
 from mailer.views.errors import wants_json
 
@@ -58,13 +61,33 @@ def _kept_values(data: dict[str, object]) -> dict[str, str]:
     return {k: v for k, v in data.items() if k in {"email", "name"} and isinstance(v, str)}
 
 
-def _signup_done() -> Response | str:
+def _signup_done(origin: str = "own") -> Response | str:
     # Identical for every address and every prior state: the form reveals nothing.
     if wants_json():
         response = jsonify(status="ok", message="Check your inbox: we sent you a link to confirm.")
         response.status_code = 202
         return response
-    return render_template("pages/signup_done.html")
+    back = None
+    if origin not in {EmbedOrigin.OWN, EmbedOrigin.REFUSED}:
+        referer = request.headers.get("Referer", "")
+        back = referer if origin_of(referer) == origin else origin + "/"
+    return render_template("pages/signup_done.html", back=back)
+
+
+class ForeignOrigin(UserError):
+    status = 403
+    title = "Not from this site"
+
+
+@bp.after_request
+def _cors_for_listed_sites(response: Response) -> Response:
+    """A listed site's script may read the answer of its own signup form, nobody else's."""
+    if request.endpoint == "public.subscribe":
+        response.vary.add("Origin")
+        origin = request.headers.get("Origin", "")
+        if origin and origin_of(origin) in _settings().embed_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin_of(origin) or ""
+    return response
 
 
 def _signup_form(
@@ -93,31 +116,67 @@ def subscribe_form():
     return _signup_form()
 
 
+class EmbedOrigin(StrEnum):
+    OWN = "own"  # our own page, or a request that names no origin: CSRF as for any form
+    REFUSED = "refused"  # a page on a site that is not in MAILER_EMBED_ORIGINS
+
+
+def _embedding_origin() -> str:
+    """Where the form was posted from: OWN, REFUSED, or a listed site's origin.
+
+    A listed site's own pages may post the signup form with no session and no CSRF
+    token (they have neither). That is safe because a signup only ever sends a
+    confirmation mail: the reader still confirms from their inbox (double opt-in),
+    and the honeypot and the per-IP and per-address rate limits still apply.
+    """
+    settings = _settings()
+    header = request.headers.get("Origin")
+    claimed = header if header is not None else request.headers.get("Referer", "")
+    origin = origin_of(claimed) if claimed and claimed != "null" else None
+    if origin is None and header is None:
+        return EmbedOrigin.OWN
+    if origin == origin_of(settings.base_url):
+        return EmbedOrigin.OWN
+    if origin is not None and origin in settings.embed_origins:
+        return origin
+    return EmbedOrigin.REFUSED if header is not None else EmbedOrigin.OWN
+
+
 @bp.post("/subscribe")
 @rate_limit(lambda: _settings().signup_rate_limit_ip)
 @rate_limit(lambda: _settings().signup_rate_limit_address, key_func=_address_key)
 def subscribe():
+    origin = _embedding_origin()
+    if origin == EmbedOrigin.REFUSED:
+        raise ForeignOrigin(
+            "This signup form may only be sent from the newsletter's own pages and the sites "
+            "it lists. Nothing was changed."
+        )
+    if origin == EmbedOrigin.OWN:
+        csrf.protect()  # our own form and our own page's scripts carry the token
     data = _signup_input()
     if _filled_the_honeypot(data):
-        return _signup_done()  # bots see the usual page and nothing happens
-    if _sent_too_fast(data):
+        return _signup_done(origin)  # bots see the usual page and nothing happens
+    if origin == EmbedOrigin.OWN and _sent_too_fast(data):
         # A person whose browser filled the form in a blink is never dropped: one more press.
         return _signup_form(
             notice="Almost there: please check your address and press Subscribe again.",
             values=_kept_values(data),
         )
     source = str(data.get("source") or "subscribe-page")
-    if not SOURCE_PATTERN.fullmatch(source):
+    if origin != EmbedOrigin.OWN:
+        source = f"embed:{urlsplit(origin).hostname}"[:100]
+    elif not SOURCE_PATTERN.fullmatch(source):
         source = "subscribe-page"
     try:
         address = subscriptions.normalize_address(data.get("email"))
         name = subscriptions.clean_name(data.get("name"))
     except InvalidInput as error:
-        if wants_json():
+        if wants_json() or origin != EmbedOrigin.OWN:
             raise
         return _signup_form(error=error.message, values=_kept_values(data), status=400)
     subscriptions.request_subscription(address, name, source=source)
-    return _signup_done()
+    return _signup_done(origin)
 
 
 @bp.get("/confirm/<token>")

@@ -237,6 +237,49 @@ def digest_progress(digest_id: int):
     return jsonify(digests.progress(digest_id))
 
 
+SNIPPET = """<form method="post" action="{action}" class="newsletter-signup">
+  <label for="newsletter-email">Sign up to {name}: the newest articles by email.
+    Unsubscribe at any time.</label>
+  <input id="newsletter-email" name="email" type="email" autocomplete="email" required
+         placeholder="you@example.com">
+  <input name="name" type="hidden" value="">
+  <div style="position:absolute;left:-10000px" aria-hidden="true">
+    <input name="website" type="text" tabindex="-1" autocomplete="off">
+  </div>
+  <button type="submit">Subscribe</button>
+</form>"""
+SCRIPT = """<p class="newsletter-answer" role="status"></p>
+<script>
+document.querySelectorAll("form.newsletter-signup").forEach(function (form) {{
+  form.addEventListener("submit", function (event) {{
+    event.preventDefault();
+    var answer = form.nextElementSibling;
+    fetch(form.action, {{
+      method: "POST",
+      headers: {{"Accept": "application/json"}},
+      body: new URLSearchParams(new FormData(form))
+    }}).then(function (response) {{ return response.json(); }})
+      .then(function (data) {{ answer.textContent = data.message || data.error; }})
+      .catch(function () {{ form.submit(); }});
+  }});
+}});
+</script>"""
+
+
+@bp.get("/signup-form")
+def signup_form():
+    settings = current_app.config["MAILER"]
+    html_snippet = SNIPPET.format(
+        action=settings.base_url.rstrip("/") + "/subscribe", name=settings.list_name
+    )
+    return render_template(
+        "editor/signup_form.html",
+        origins=settings.embed_origins,
+        html_snippet=html_snippet,
+        js_snippet=html_snippet + "\n" + SCRIPT.format(),
+    )
+
+
 @bp.get("/schedule")
 def schedule_page():
     current, zone = scheduler.current_schedule()
