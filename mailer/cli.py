@@ -91,7 +91,16 @@ def register_commands(app: Flask) -> None:
         """Make a digest of the waiting articles and start sending it."""
         from mailer.digests import create_digest, progress
         from mailer.errors import UserError
+        from mailer.stack_settings import differences
 
+        differ = differences(current_app.config["MAILER"])
+        if differ:
+            raise click.ClickException(
+                "Not sent: this shell's settings differ from the running stack's, and the mail "
+                "would mix both.\n  "
+                + "\n  ".join(differ)
+                + "\nExport the same values here, or put them in .env for every process."
+            )
         try:
             digest_id = create_digest(trigger="cli")
         except UserError as error:

@@ -12,7 +12,7 @@ import logging
 from flask import Flask
 from flask.cli import FlaskGroup
 
-from mailer import create_app
+from mailer import create_app, stack_settings
 from mailer.config import load_settings
 from mailer.logs import configure_logging
 
@@ -35,7 +35,10 @@ def web_app() -> Flask:
 
 def worker_app() -> Flask:
     """The app a Celery worker or beat runs its tasks in."""
-    return _app_with_logging()
+    app = _app_with_logging()
+    with app.app_context():
+        stack_settings.publish()  # what `mailer send-digest` compares its own settings with
+    return app
 
 
 def main() -> None:

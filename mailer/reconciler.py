@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from mailer import article_queue, confirmations, delivery, jobs, welcomes
+from mailer import article_queue, confirmations, delivery, jobs, stack_settings, welcomes
 
 log = logging.getLogger(__name__)
 
 
 def reconcile() -> dict[str, int]:
+    stack_settings.publish()  # renewed each minute while the stack runs
     owed = confirmations.confirmations_owed()
     for subscriber_id in owed:
         jobs.enqueue(jobs.SEND_CONFIRMATION, subscriber_id)

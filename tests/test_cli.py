@@ -118,3 +118,17 @@ def test_the_global_send_rate_is_respected_across_batches(
     # second passes between the first and the last, less delivery jitter (without the
     # limit it is a tenth of that).
     assert outbox.arrivals[-1] - outbox.arrivals[0] > 0.9
+
+
+def test_send_digest_refuses_when_the_shell_and_the_running_stack_differ(app, settings_override):
+    """Settings exported only in the `make run` shell must not half-shape a mail."""
+    from mailer import stack_settings
+
+    with app.app_context():
+        stack_settings.publish()  # as the running workers do
+    settings_override(base_url="http://127.0.0.1:8000", list_name="Another List")
+    result = app.test_cli_runner().invoke(args=["send-digest"])
+    assert result.exit_code != 0
+    assert "MAILER_BASE_URL: the running stack has 'https://news.example.org'" in result.output
+    assert "MAILER_LIST_NAME" in result.output
+    assert "MAILER_FROM" not in result.output  # only what differs
