@@ -14,7 +14,7 @@ ifndef MAILER_SMTP_HOST
 PROCESSES += mail
 endif
 
-.PHONY: install run test test-fast bench fuzz chaos lint fmt redis-server chromium clean
+.PHONY: install run test test-fast bench fuzz chaos lint fmt redis-server chromium axe clean
 
 install: $(STAMP)
 
@@ -71,8 +71,17 @@ run: install redis-server .env
 	@# Development mode (the /dev/mail pages) only for the processes this command starts.
 	MAILER_ENV=development PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(PROCESSES)
 
+# axe-core checks every page of the browser tests (contrast, labels, names), from npm.
+AXE := tests/.node/node_modules/axe-core/axe.min.js
+axe: $(AXE)
+$(AXE):
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing; the accessibility checks need it" >&2; \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; fi; }
+	npm install --prefix tests/.node --no-save --no-audit --no-fund --silent axe-core@4
+
 # Everything CI runs: lint, format, types, the import graph, then every test tier.
-test: install redis-server chromium lint
+test: install redis-server chromium axe lint
 	$(BIN)/pytest
 
 # The inner loop: unit and integration tests on SQLite, without the slow and browser tiers.

@@ -41,7 +41,6 @@ def daily_lines_svg(days: list[date], series: dict[str, tuple[list[int], str]], 
             'stroke="#e4e4e8"/>'
             f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" '
             f'fill="#5c5c66">{tick}</text>'
-            f'fill="#5c5c66">{tick}</text>'
         )
     for i in range(len(days) - 1, -1, -max(len(days) // 6, 1)):  # x axis: six dates, to today
         parts.append(
@@ -51,10 +50,16 @@ def daily_lines_svg(days: list[date], series: dict[str, tuple[list[int], str]], 
         )
     for n, (name, (values, colour)) in enumerate(series.items()):
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+        # Where two lines are equal they lie on each other: the first is wide and solid,
+        # each next one narrower and dashed on top, so both stay visible (the legend too).
+        width, dashes = (4, "") if n == 0 else (2, ' stroke-dasharray="6 4"')
+        legend_x = LEFT + 8 + n * 150
         parts.append(
-            f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
-            f'<rect x="{LEFT + 8 + n * 130}" y="{TOP - 2}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{LEFT + 22 + n * 130}" y="{TOP + 7}" fill="#1d1d1f">{escape(name)}</text>'
+            f'<polyline fill="none" stroke="{colour}" stroke-width="{width}"{dashes} '
+            f'points="{points}"/>'
+            f'<line x1="{legend_x}" x2="{legend_x + 24}" y1="{TOP + 3}" y2="{TOP + 3}" '
+            f'stroke="{colour}" stroke-width="{width}"{dashes}/>'
+            f'<text x="{legend_x + 30}" y="{TOP + 7}" fill="#1d1d1f">{escape(name)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -34,13 +35,81 @@ pytestmark = [
 ]
 
 
+AXE = Path(__file__).parent / ".node" / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.2 AA where axe can tell: contrast of text, and every control and link named.
+AXE_RULES = [
+    "color-contrast",
+    "label",
+    "button-name",
+    "link-name",
+    "input-button-name",
+    "select-name",
+    "aria-input-field-name",
+    "frame-title",
+    "image-alt",
+    "document-title",
+    "html-has-lang",
+]
+
+
+class Site:
+    """A news site on another origin, its article page holding mailer's signup form."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.page = b""
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(site.page)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def show(self, snippet: str) -> None:
+        self.page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>An article</title>'
+            "</head><body><main><h1>Council approves the cycle lanes</h1><p>Article text.</p>"
+            f"{snippet}</main></body></html>"
+        ).encode()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 @pytest.fixture
-def live(app, environment, redis_server, tmp_path):
+def sites():
+    listed, unlisted = Site(), Site()
+    yield listed, unlisted
+    listed.close()
+    unlisted.close()
+
+
+@pytest.fixture
+def live(app, environment, redis_server, tmp_path, sites):
     """The app on a real HTTP port with its own worker; mails link back to it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     own_db = 8 + int(environment["MAILER_REDIS_URL"].rsplit("/", 1)[1])
-    env = {**environment, "MAILER_BASE_URL": base, "MAILER_REDIS_URL": redis_server.url_for(own_db)}
+    env = {
+        **environment,
+        "MAILER_BASE_URL": base,
+        "MAILER_REDIS_URL": redis_server.url_for(own_db),
+        "MAILER_EMBED_ORIGINS": sites[0].origin,
+        "MAILER_SITE_URL": sites[0].origin,
+        "MAILER_POSTAL_ADDRESS": "Example News, 1 Main Street, Springfield",
+    }
     live_app = create_app(load_settings(environ=env))
     server = make_server("127.0.0.1", port, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -75,8 +144,20 @@ def browser():
         chromium.close()
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str) -> None:  # pages are opened with bypass_csp, for axe alone
+    """A screenshot of the page for people, and axe-core's verdict on it for the test."""
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    assert AXE.exists(), "axe-core is missing; `make test` installs it"
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "rules => axe.run(document, {runOnly: {type: 'rule', values: rules}})", AXE_RULES
+    )
+    problems = [
+        f"{v['id']}: {v['help']} ({', '.join(n['target'][0] for n in v['nodes'][:3])})"
+        for v in result["violations"]
+    ]
+    assert not problems, f"{name}: {problems}"
+    assert any(rule["id"] == "color-contrast" for rule in result["passes"]), name  # it did look
 
 
 def test_an_editor_previews_tests_and_sends_a_digest_and_watches_it_go(live, browser, outbox):
@@ -91,7 +172,7 @@ def test_an_editor_previews_tests_and_sends_a_digest_and_watches_it_go(live, bro
         summary="Seen in a real browser.",
     )
 
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page = browser.new_page(viewport={"width": 1100, "height": 900}, bypass_csp=True)
     page.goto(base + "/editor/")
     assert "/editor/login" in page.url
     shot(page, "editor-login")
@@ -149,12 +230,13 @@ def test_an_editor_previews_tests_and_sends_a_digest_and_watches_it_go(live, bro
 
 def test_a_reader_signs_up_confirms_and_unsubscribes_in_the_browser(live, browser, outbox):
     base, app = live
-    page = browser.new_page(viewport={"width": 390, "height": 800})  # a phone
+    page = browser.new_page(viewport={"width": 390, "height": 800}, bypass_csp=True)  # a phone
     page.goto(base + "/subscribe")
     shot(page, "reader-subscribe")
     page.fill("#email", "phone@example.org")
     page.get_by_role("button", name="Subscribe").click()
     page.wait_for_selector("text=Check your inbox")
+    shot(page, "reader-check-your-inbox")
 
     [mail] = outbox.wait_for("phone@example.org")
     confirm = re.search(r"http://127\.0\.0\.1:\d+/confirm/\S+", text_body(mail)).group(0)
@@ -162,6 +244,8 @@ def test_a_reader_signs_up_confirms_and_unsubscribes_in_the_browser(live, browse
     shot(page, "reader-confirm")
     page.get_by_role("button", name="Yes, subscribe me").click()
     page.wait_for_selector("text=You're subscribed")
+    shot(page, "reader-confirmed")
+    assert page.get_by_role("link", name=re.compile("Back to")).is_visible()  # not a dead end
 
     with app.app_context():
         status = db.session.scalar(
@@ -180,14 +264,100 @@ def test_a_reader_signs_up_confirms_and_unsubscribes_in_the_browser(live, browse
         from mailer.digests import create_digest
 
         create_digest(trigger="test")
-    digest = outbox.wait_for("phone@example.org", count=2)[-1]
+    mails = outbox.wait_for("phone@example.org", count=3)  # confirmation, welcome, digest
+    [welcome] = [m for m in mails if str(m["Subject"]).startswith("Welcome")]
+    assert "Example News, 1 Main Street" in text_body(welcome)
+    [digest] = [m for m in mails if "For the phone" in str(m["Subject"])]
     unsubscribe = re.search(r"http://127\.0\.0\.1:\d+/unsubscribe/\S+", text_body(digest)).group(0)
     page.goto(unsubscribe)
     shot(page, "reader-unsubscribe")
     page.get_by_role("button", name="Unsubscribe").click()
     page.wait_for_selector("text=You are unsubscribed")
+    shot(page, "reader-unsubscribed")
     with app.app_context():
         status = db.session.scalar(
             select(Subscriber.status).where(Subscriber.email == "phone@example.org")
         )
     assert status == SubscriberStatus.UNSUBSCRIBED
+
+
+def test_the_signup_box_on_a_listed_site_works_and_one_elsewhere_is_refused(
+    live, browser, sites, outbox
+):
+    from mailer.views.editor.newsletter import SNIPPET
+
+    base, app = live
+    listed, unlisted = sites
+    snippet = SNIPPET.format(action=base + "/subscribe", name="Example News")
+    listed.show(snippet)
+    unlisted.show(snippet)
+    page = browser.new_page(viewport={"width": 390, "height": 800}, bypass_csp=True)
+
+    page.goto(listed.origin + "/politics/cycle-lanes")
+    page.fill("#newsletter-email", "from-the-site@example.org")
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_selector("text=Check your inbox")
+    shot(page, "embed-check-your-inbox")
+    back = page.get_by_role("link", name="Back to where you were")
+    assert back.get_attribute("href").startswith(listed.origin)
+    outbox.wait_for("from-the-site@example.org")
+
+    page.goto(unlisted.origin + "/stolen-form")
+    page.fill("#newsletter-email", "victim@example.org")
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_selector("text=may only be sent from")
+    shot(page, "embed-refused")
+    with app.app_context():
+        emails = set(db.session.scalars(select(Subscriber.email)))
+    assert emails == {"from-the-site@example.org"}
+
+
+def test_an_editor_shapes_the_digest_readers_get_the_archive_and_nobody_gets_an_empty_send(
+    live, browser, outbox
+):
+    base, app = live
+    with app.app_context():
+        create_editor("desk@example.org", PASSWORD)
+    add_article(app, "Waiting story", "https://news.example.org/w", summary="Waits.")
+    page = browser.new_page(viewport={"width": 390, "height": 900}, bypass_csp=True)  # on a phone
+    page.goto(base + "/editor/login")
+    page.fill("#email", "desk@example.org")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/editor/")
+
+    # No reader yet: the send is refused before anything is made.
+    page.goto(base + "/editor/digest")
+    assert page.get_by_role("button", name="Send to 0 readers").is_disabled()
+    assert page.locator("text=nobody to send it to").is_visible()
+    shot(page, "editor-no-readers")
+
+    add_readers(app, "shaped", 2)
+    page.reload()
+    page.fill("#subject", "Our week")
+    page.fill("#intro", "Hello from the **newsroom**.")
+    page.get_by_role("button", name="Save for the next digest").click()
+    page.wait_for_selector("text=Saved: the next digest")
+    page.locator("summary", has_text="Edit the title and summary").first.click()
+    page.locator("input[id^=title-]").first.fill("Waiting story, corrected")
+    page.get_by_role("button", name="Save the article").first.click()
+    page.wait_for_selector("text=Article changed")
+    frame = page.frame_locator("iframe.preview")
+    assert frame.locator("text=Waiting story, corrected").is_visible()
+    assert frame.locator("strong", has_text="newsroom").is_visible()
+    shot(page, "editor-next-digest-shaped")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Send to 2 readers").click()
+    page.wait_for_selector("#progress[data-status=sent]", timeout=30_000)
+    shot(page, "editor-digest-page")
+    [mail] = outbox.wait_for("shaped0@example.org")
+    assert str(mail["Subject"]) == "Our week"
+
+    page.goto(base + "/editor/signup-form")
+    shot(page, "editor-signup-form")
+    page.goto(base + "/archive/")
+    shot(page, "archive")
+    page.get_by_role("link", name="Our week").click()
+    assert page.locator("text=Waiting story, corrected").first.is_visible()
+    assert "/unsubscribe/" not in page.content()
+    shot(page, "archive-digest")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -230,3 +231,9 @@ def test_the_dashboard_charts_signups_and_unsubscribes_per_day(app, console):
     assert "Signups and unsubscribes per day, last 90 days" in page
     assert page.count("<polyline") == 2
     assert now.strftime("%d %b") in page  # the axis ends today
+    # Equal values put the lines on each other: one wide and solid, one dashed on top.
+    lines = re.findall(r"<polyline[^>]*>", page)
+    assert 'stroke-width="4"' in lines[0] and "stroke-dasharray" not in lines[0]
+    assert 'stroke-width="2"' in lines[1] and "stroke-dasharray" in lines[1]
+    svg = page.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert svg.count("<text") == svg.count("</text>")  # well-formed labels
