@@ -274,6 +274,12 @@ def test_a_reader_signs_up_confirms_and_unsubscribes_in_the_browser(live, browse
     page.get_by_role("button", name="Unsubscribe").click()
     page.wait_for_selector("text=You are unsubscribed")
     shot(page, "reader-unsubscribed")
+    page.goto(base + "/confirm/not-a-valid-link")
+    page.wait_for_selector("text=This link does not work")
+    shot(page, "reader-bad-link")
+    page.goto(base + "/unsubscribe/test")
+    page.wait_for_selector("text=This was a test copy")
+    shot(page, "reader-test-copy-link")
     with app.app_context():
         status = db.session.scalar(
             select(Subscriber.status).where(Subscriber.email == "phone@example.org")
@@ -355,6 +361,11 @@ def test_an_editor_shapes_the_digest_readers_get_the_archive_and_nobody_gets_an_
 
     page.goto(base + "/editor/signup-form")
     shot(page, "editor-signup-form")
+    for path, name in [("/editor/subscribers", "readers"), ("/editor/digests", "history")]:
+        page.goto(base + path)  # tables on a phone scroll inside their card
+        shot(page, f"phone-{name}")
+        card = page.locator(".card", has=page.locator("table")).first
+        assert card.bounding_box()["width"] <= 390
     page.goto(base + "/archive/")
     shot(page, "archive")
     page.get_by_role("link", name="Our week").click()
