@@ -129,11 +129,18 @@ class Outbox:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refusals: dict[str, list] = {}
         self.delay = 0.0  # seconds the server takes before accepting each message
+        self.pipelining = True  # advertise RFC 2920 PIPELINING, as Postfix and most relays do
         self._condition = threading.Condition()
 
     def refuse(self, address: str, reply: str, times: int = 1_000_000) -> None:
         with self._condition:
             self.refusals[address.lower()] = [reply, times]
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         with self._condition:
@@ -164,6 +171,7 @@ class Outbox:
             self.envelopes.clear()
             self.refusals.clear()
             self.delay = 0.0
+            self.pipelining = True
 
     def count(self) -> int:
         with self._condition:

@@ -39,12 +39,19 @@ def fault_for(address: str) -> str | None:
 
 
 class FaultyRelay:
-    def __init__(self, stall_seconds: float) -> None:
+    def __init__(self, stall_seconds: float, pipelining: bool) -> None:
         self.stall_seconds = stall_seconds
+        self.pipelining = pipelining
         self.tries: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.delivered: list[str] = []
         self.lock = threading.Lock()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.lock:
@@ -74,10 +81,11 @@ class FaultyRelay:
         return "250 OK"
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 def test_greylisting_refusals_drops_and_stalls_end_in_exactly_one_mail_each(
-    app, isolated, tmp_path
+    app, isolated, tmp_path, pipelining
 ):
-    relay = FaultyRelay(stall_seconds=4)
+    relay = FaultyRelay(stall_seconds=4, pipelining=pipelining)
     controller = Controller(relay, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:

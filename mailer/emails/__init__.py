@@ -48,7 +48,7 @@ TEST_MARK = "[TEST] "
 @dataclass(frozen=True)
 class OutgoingMail:
     recipient: str  # the envelope recipient, ASCII
-    data: bytes  # the whole message, CRLF line ends, signed when DKIM is set up
+    data: bytes  # the message as DATA carries it: CRLF, dot-stuffed, signed if DKIM is set up
     sender: str | None = None  # the envelope sender (VERP); None: the From address
 
 
@@ -67,7 +67,7 @@ def _one_off(
     settings = _settings()
     recipient = ascii_address(to)
     data = PreparedMessage(settings, rendered, headers=headers).render(
-        headers={"To": recipient, "Message-ID": one_off_message_id(settings)}
+        headers={"To": recipient, "Message-ID": one_off_message_id(settings)}, for_smtp=True
     )
     sender = envelope_sender(bounces_for, settings) if bounces_for else None
     return OutgoingMail(recipient, data, sender)
@@ -212,6 +212,7 @@ class Newsletter:
                 "List-Unsubscribe": list_unsubscribe(self.settings, url, token),
             },
             values=(url,),
+            for_smtp=True,
         )
         sender = envelope_sender(bounces_for, self.settings) if bounces_for else None
         return OutgoingMail(recipient, data, sender)

@@ -29,6 +29,12 @@ from mailer.emails.render import RenderedEmail
 POLICY = SMTP.clone(max_line_length=998)
 
 
+def dot_stuff(piece: bytes) -> bytes:
+    """RFC 5321 4.5.2: a line that starts with "." gets another; `piece` starts a line."""
+    stuffed = piece.replace(b"\r\n.", b"\r\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
 def subject_field(subject: str) -> bytes:
     """The Subject line: plain when it can be, else RFC 2047 encoded words of at most 75
     characters each, on folded lines (one long encoded word is what spam filters flag)."""
@@ -126,6 +132,11 @@ class PreparedMessage:
         self.canonical_parts = [
             part if isinstance(part, int) else canonical_lines(part) for part in self.parts
         ]
+        # And as the DATA command carries it, stuffed once: every piece starts a line.
+        self.stuffed_head = dot_stuff(self.head)
+        self.stuffed_parts = [
+            part if isinstance(part, int) else dot_stuff(part) for part in self.parts
+        ]
 
     @staticmethod
     def _qp(text: str) -> bytes:
@@ -159,15 +170,31 @@ class PreparedMessage:
                 pieces.append(encoded + (b"" if encoded.endswith(b"\r\n") else b"\r\n"))
         return pieces
 
-    def render(self, *, headers: dict[str, str], values: Sequence[str] = ()) -> bytes:
-        """The bytes for one reader: their headers (plain ASCII, one line each) and values."""
+    def render(
+        self, *, headers: dict[str, str], values: Sequence[str] = (), for_smtp: bool = False
+    ) -> bytes:
+        """The bytes for one reader: their headers (plain ASCII, one line each) and values.
+
+        `for_smtp`: dot-stuffed for the DATA command (RFC 5321 4.5.2), the shared parts
+        stuffed once at preparation, only the reader's few lines per message.
+        """
         if len(values) != len(self.slots):
             raise ValueError(f"{len(self.slots)} slot values needed, {len(values)} given")
         if any("\r" in v or "\n" in v for v in (*values, *headers.values())):
             raise ValueError("header values and slot values must be single lines")
         encoded = [self._qp(value) + b"=\r\n" for value in values]
         lines = b"".join(f"{name}: {value}\r\n".encode("ascii") for name, value in headers.items())
+        signature = self._signature(headers, encoded)
+        if for_smtp:
+            stuffed = [dot_stuff(value) for value in encoded]
+            body = b"".join(
+                stuffed[part] if isinstance(part, int) else part for part in self.stuffed_parts
+            )
+            return signature + self.stuffed_head + dot_stuff(lines) + b"\r\n" + body
         body = b"".join(encoded[part] if isinstance(part, int) else part for part in self.parts)
+        return signature + self.head + lines + b"\r\n" + body
+
+    def _signature(self, headers: dict[str, str], encoded: list[bytes]) -> bytes:
         signature = b""
         if self.signer is not None:
             reader_fields = [(n.encode(), b" " + v.encode()) for n, v in headers.items()]
@@ -179,4 +206,4 @@ class PreparedMessage:
                     for part in self.canonical_parts
                 ],
             )
-        return signature + self.head + lines + b"\r\n" + body
+        return signature

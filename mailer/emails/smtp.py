@@ -42,17 +42,21 @@ class SMTPConnection:
         self.sender = parseaddr(settings.from_address)[1]  # the envelope sender, parsed once
         self._smtp: smtplib.SMTP | None = None
         self._last_used = 0.0
+        self.pipelining = False  # what the relay said to EHLO
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
         try:
             smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+            smtp.ehlo()
             if s.smtp_starttls:
                 smtp.starttls()
+                smtp.ehlo()
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password)
         except (OSError, smtplib.SMTPException) as exc:
             raise ConnectFailure(f"cannot connect to {s.smtp_host}:{s.smtp_port}: {exc}") from exc
+        self.pipelining = smtp.has_extn("pipelining")
         return smtp
 
     def _ready(self) -> smtplib.SMTP:
@@ -66,26 +70,66 @@ class SMTPConnection:
         return self._smtp
 
     def send(self, recipient: str, data: bytes, *, sender: str | None = None) -> None:
-        """Sends a serialized message (CRLF line ends) to one recipient.
+        """Sends one message to one recipient. `data` is ready for DATA: CRLF line ends,
+        dot-stuffed, ending in CRLF (PreparedMessage.render(for_smtp=True) makes it so).
 
-        Raises PermanentFailure (5xx), TemporaryFailure (4xx, a lost connection)
-        or ConnectFailure (no session at all).
+        With PIPELINING (RFC 2920: most relays, Postfix, smtp-sink), MAIL, RCPT and DATA
+        go in one write and cost one round trip; without it, one command at a time.
+        Raises PermanentFailure (5xx), TemporaryFailure (4xx, a lost connection) or
+        ConnectFailure (no session at all).
         """
         smtp = self._ready()
         try:
-            smtp.sendmail(sender or self.sender, [recipient], data)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = exc.recipients[recipient]
-            raise _failure(code, reply) from exc
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:  # the server is closing the session
-                self.close()
-            raise _failure(exc.smtp_code, exc.smtp_error) from exc
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._transaction(smtp, sender or self.sender, recipient, data)
+        except smtplib.SMTPServerDisconnected as exc:
+            self.close()
+            raise TemporaryFailure(f"connection lost: {exc}") from exc
+        except OSError as exc:
             self.close()
             raise TemporaryFailure(f"connection lost: {exc}") from exc
         finally:
             self._last_used = time.monotonic()
+
+    def _transaction(self, smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+        mail, rcpt = f"MAIL FROM:<{sender}>\r\n", f"RCPT TO:<{recipient}>\r\n"
+        if self.pipelining:
+            smtp.send((mail + rcpt + "DATA\r\n").encode("ascii"))
+            replies = [smtp.getreply(), smtp.getreply(), smtp.getreply()]
+        else:
+            replies = []
+            for command, wanted in ((mail, 250), (rcpt, 250), ("DATA\r\n", 354)):
+                smtp.send(command.encode("ascii"))
+                replies.append(smtp.getreply())
+                if replies[-1][0] != wanted and replies[-1][0] not in (251, 252):
+                    break
+        failed = next(
+            (reply for reply, ok in zip(replies, (250, 250, 354), strict=False)
+             if reply[0] != ok and reply[0] not in (251, 252)),
+            None,
+        )  # fmt: skip
+        if failed is None:
+            smtp.send(data + b".\r\n")
+            code, text = smtp.getreply()
+            if code == 250:
+                return
+            failed = (code, text)
+        elif len(replies) == 3 and replies[2][0] == 354:
+            smtp.send(b".\r\n")  # DATA was taken though a command before failed: end it empty
+            smtp.getreply()
+        self._reset(smtp, failed[0])
+        raise _failure(*failed)
+
+    def _reset(self, smtp: smtplib.SMTP, code: int) -> None:
+        """After a refusal: RSET for the next message, or a new session if the server closes."""
+        if code == 421:  # the server is closing the session
+            self.close()
+            return
+        try:
+            smtp.send(b"RSET\r\n")
+            if smtp.getreply()[0] != 250:
+                self.close()
+        except (OSError, smtplib.SMTPException):
+            self.close()
 
     def close(self) -> None:
         if self._smtp is not None:
