@@ -10,6 +10,7 @@ how many readers or digests there are) and cannot be forged to name another read
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -34,20 +35,26 @@ class MailRef:
     id: int
 
 
-def _cipher_keys(settings: Settings) -> list[bytes]:
+@functools.cache
+def _cipher_keys(secret_keys: tuple[str, ...]) -> list[bytes]:
     # A key of its own per purpose, from each secret key: rotation keeps old tokens readable.
     return [
         hmac.new(secret.encode(), b"mailer.verp", hashlib.sha256).digest()[:16]
-        for secret in settings.secret_keys
+        for secret in secret_keys
     ]
+
+
+@functools.cache
+def _encryptor(key: bytes):
+    # One block of AES is a keyed permutation: ECB has nothing to leak here, and with no
+    # chaining one encryptor serves every block (one a newsletter, so made once).
+    return Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305
 
 
 def make_token(ref: MailRef, settings: Settings | None = None) -> str:
     settings = settings or current_app.config["MAILER"]
     block = ref.kind.value.encode() + ref.id.to_bytes(8, "big") + PADDING
-    # One block of AES is a keyed permutation: ECB has nothing to leak here.
-    encryptor = Cipher(algorithms.AES(_cipher_keys(settings)[0]), modes.ECB()).encryptor()  # noqa: S305
-    sealed = encryptor.update(block) + encryptor.finalize()
+    sealed = _encryptor(_cipher_keys(settings.secret_keys)[0]).update(block)
     return base64.b32encode(sealed).decode().rstrip("=").lower()
 
 
@@ -60,7 +67,7 @@ def read_token(token: str, settings: Settings | None = None) -> MailRef | None:
         sealed = base64.b32decode(token.upper() + "======")
     except ValueError:
         return None
-    for key in _cipher_keys(settings):
+    for key in _cipher_keys(settings.secret_keys):
         decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305
         block = decryptor.update(sealed) + decryptor.finalize()
         if block[9:] == PADDING and block[:1] in (b"d", b"c"):
@@ -85,8 +92,13 @@ def ref_of_address(address: str, settings: Settings | None = None) -> MailRef | 
     return read_token(token.lower(), settings)
 
 
+@functools.cache
+def _message_id_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), b"mailer.message-id", hashlib.sha256).digest()
+
+
 def opaque_message_id(settings: Settings, *parts: object) -> str:
     """A Message-ID derived from the row (stable, unique) that reveals nothing of counts."""
-    key = hmac.new(settings.secret_keys[0].encode(), b"mailer.message-id", hashlib.sha256).digest()
+    key = _message_id_key(settings.secret_keys[0])
     mac = hmac.new(key, ":".join(map(str, parts)).encode(), hashlib.sha256).digest()
     return f"<{base64.b32encode(mac[:20]).decode().lower()}@{settings.sending_domain}>"

@@ -193,3 +193,19 @@ def test_healthz_answers_when_database_and_redis_do(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+def test_the_fast_unsubscribe_token_is_itsdangerous_own(app, settings_override):
+    from itsdangerous import URLSafeSerializer
+
+    from mailer.tokens import Purpose
+
+    for keys in ((SECRET,), ("a-brand-new-secret-key-0001", SECRET)):
+        settings_override(secret_keys=keys)
+        with app.app_context():
+            token = make_unsubscribe_token(4711, "key-of-reader-4711")
+            reference = URLSafeSerializer(
+                list(reversed(keys)), salt=Purpose.UNSUBSCRIBE.value
+            ).dumps([4711, "key-of-reader-4711"])
+            assert token == reference
+            assert read_unsubscribe_token(token) == ReaderLink(4711, "key-of-reader-4711")

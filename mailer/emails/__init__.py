@@ -184,6 +184,8 @@ class Newsletter:
         headers: dict[str, str] | None = None,
     ) -> None:
         self.settings = _settings()
+        # Built once: each reader's link is this and their token (URL-safe as it is).
+        self.unsubscribe_prefix = external_url("public.unsubscribe", token="-")[:-1]  # noqa: S106
         self.prepared = PreparedMessage(
             self.settings,
             rendered,
@@ -203,7 +205,7 @@ class Newsletter:
             token, url = "test", test_unsubscribe_url()
         else:
             token = make_unsubscribe_token(*reader)
-            url = external_url("public.unsubscribe", token=token)
+            url = self.unsubscribe_prefix + token
         recipient = ascii_address(email)
         data = self.prepared.render(
             headers={
