@@ -92,6 +92,7 @@ def register_commands(app: Flask) -> None:
         from mailer.digests import create_digest, progress
         from mailer.errors import UserError
         from mailer.stack_settings import differences
+        from mailer.subscriptions import count_by_status
 
         differ = differences(current_app.config["MAILER"])
         if differ:
@@ -106,8 +107,9 @@ def register_commands(app: Flask) -> None:
         except UserError as error:
             raise click.ClickException(error.message) from None
         info = progress(digest_id)
+        readers = count_by_status()["active"]
         click.echo(
-            f"Digest {digest_id} is sending to {info['total']} readers "
+            f"Digest {digest_id} is sending to {readers} readers "
             f"({info['articles']} articles): {info['subject']}"
         )
 

@@ -111,9 +111,7 @@ def create_digest(
                 rendered.text,
                 rendered.html,
             )
-            digest.total = delivery.materialize(digest.id)
             digest_id = digest.id
-            total = digest.total
     except IntegrityError:
         session.rollback()
         if period is not None and _period_taken(period):
@@ -121,11 +119,9 @@ def create_digest(
         raise AlreadySending(
             "A digest is being sent right now. Wait until it has finished."
         ) from None
-    log.info("digest %s: %d articles, %d readers", digest_id, taken, total)
-    if total == 0:
-        delivery.finish_if_done(digest_id)
-    else:
-        delivery.enqueue_batches(digest_id, total)
+    log.info("digest %s: %d articles; a worker makes its delivery rows", digest_id, taken)
+    # Answered now; with a million readers, making every row takes most of a minute.
+    delivery.enqueue_materialize(digest_id)
     return digest_id
 
 
@@ -153,6 +149,8 @@ def progress(digest_id: int) -> dict[str, object]:
     end = digest.finished_at or utcnow()
     elapsed = max((end - digest.created_at).total_seconds(), 1e-6)
     status = digest.status.value
+    if digest.materialized_at is None and digest.status == DigestStatus.SENDING:
+        status = "preparing" if not sent else status  # rows still being made
     if digest.cancelled_at:
         status = "cancelled" if digest.status != DigestStatus.SENDING else "cancelling"
     elif digest.paused_at and digest.status == DigestStatus.SENDING:
@@ -175,6 +173,8 @@ def progress(digest_id: int) -> dict[str, object]:
         "finished": digest.finished_at.isoformat() if digest.finished_at else None,
         "messages_per_second": round(sent / elapsed, 1) if sent else 0.0,
         "hidden_from_archive": digest.hidden_from_archive,
+        # Poll until this is true: "preparing" and "paused" come before the end, too.
+        "done": digest.status != DigestStatus.SENDING,
     }
 
 

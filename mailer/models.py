@@ -189,6 +189,10 @@ class Digest(IdsNeverReused, Base):
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str] = mapped_column(Text)
     total: Mapped[int] = mapped_column(Integer, default=0)
+    # Delivery rows are made by a worker, in ranges of subscriber ids, after the trigger
+    # has answered: rows exist for readers up to this id; done once materialized_at is set.
+    materialized_up_to: Mapped[int] = mapped_column(Integer, default=0)
+    materialized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -99,3 +99,16 @@ def add_article(app, title: str, url: str, **fields: object) -> None:
     with app.app_context():
         db.session.add(Article(title=title, url=url, source="test", ready_at=utcnow(), **fields))
         db.session.commit()
+
+
+def make_digest_here(app, monkeypatch, **options) -> int:
+    """Makes a digest and all its delivery rows in this process, queueing no task: the test
+    then sends its batches itself (delivery.send_batch), with no worker racing it."""
+    from mailer import delivery, digests, jobs
+
+    monkeypatch.setattr(jobs, "enqueue", lambda *args: True)
+    monkeypatch.setattr(jobs, "enqueue_in", lambda *args: True)
+    with app.app_context():
+        digest_id = digests.create_digest(trigger=options.pop("trigger", "test"), **options)
+        delivery.materialize_digest(digest_id)
+    return digest_id

@@ -9,13 +9,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
-from mailer import delivery, digests
+from mailer import delivery
 from mailer.bounce_receiver import BounceHandler
 from mailer.db import db
 from mailer.models import Bounce, BounceKind, Delivery, Subscriber, SubscriberStatus, Suppression
 from mailer.readers import address_hash
 from tests.conftest import free_port
-from tests.helpers import add_article, add_readers
+from tests.helpers import add_article, add_readers, make_digest_here
 
 SAMPLES = Path(__file__).parent / "bounces"
 EXPECTED = {
@@ -47,9 +47,8 @@ def sample(
 
 
 def send_digest_here(app, monkeypatch) -> int:
-    monkeypatch.setattr(delivery, "enqueue_batches", lambda digest_id, rows: None)
+    digest_id = make_digest_here(app, monkeypatch)
     with app.app_context():
-        digest_id = digests.create_digest(trigger="test")
         delivery.send_batch(digest_id)
     return digest_id
 

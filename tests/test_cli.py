@@ -11,7 +11,7 @@ from mailer import delivery
 from mailer.api_tokens import authenticate, create_api_token
 from mailer.db import db
 from mailer.models import Article, Digest, Subscriber, SubscriberStatus, utcnow
-from tests.helpers import add_article, add_readers, wait_until
+from tests.helpers import add_article, add_readers, make_digest_here, wait_until
 
 
 def test_create_api_token_prints_the_token_alone_on_its_last_line(app):
@@ -97,15 +97,11 @@ def test_the_global_send_rate_is_respected_across_batches(
     settings_override(send_rate_per_second=15, send_batch_size=10)
     add_readers(app, "rate", 40)
     add_article(app, "Rate", "https://news.example.org/rate")
+    digest_id = make_digest_here(app, monkeypatch)
     with app.app_context():
-        monkeypatch.setattr(delivery, "enqueue_batches", lambda digest_id, rows: None)
-        digest_id = digests.create_digest(trigger="test")
         # This process sends every batch itself (a stale connection may cost a retry).
         wait_until(
-            lambda: (
-                delivery.send_batch(digest_id)
-                and digests.progress(digest_id)["status"] != "sending"
-            ),
+            lambda: delivery.send_batch(digest_id) and digests.progress(digest_id)["done"],
             timeout=30,
             message="the digest did not finish",
         )

@@ -10,14 +10,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import select, update
 
-from mailer import delivery, digests
+from mailer import delivery
 from mailer.db import db
 from mailer.delivery import recovery
 from mailer.delivery.claims import claim_rows, open_claim
 from mailer.delivery.journal import Journal
 from mailer.models import Delivery, DeliveryStatus, SendClaim, utcnow
 from tests.conftest import free_port
-from tests.helpers import add_article, add_readers
+from tests.helpers import add_article, add_readers, make_digest_here
 
 
 @pytest.fixture
@@ -65,9 +65,7 @@ def digest_without_workers(app, monkeypatch):
     def make(readers: int) -> int:
         add_readers(app, "engine", readers)
         add_article(app, "Engine", "https://news.example.org/engine")
-        monkeypatch.setattr(delivery, "enqueue_batches", lambda digest_id, rows: None)
-        with app.app_context():
-            return digests.create_digest(trigger="test")
+        return make_digest_here(app, monkeypatch)
 
     return make
 

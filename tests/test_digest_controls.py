@@ -109,7 +109,7 @@ def test_retry_failed_resends_only_temporary_failures_to_active_readers(app, wor
     with app.app_context():
         assert digest_controls.retry_failed(digest_id) == 1  # not the 5xx, not the reader who left
     second = wait_until(
-        lambda: (p := progress(app, digest_id))["status"] != "sending" and p,
+        lambda: (p := progress(app, digest_id))["done"] and p,
         timeout=30,
         message="the retry did not finish",
     )

@@ -9,10 +9,10 @@ import dkim
 import pytest
 from sqlalchemy import select, update
 
-from mailer import delivery, digests
+from mailer import delivery
 from mailer.config import ConfigError, load_settings
 from mailer.dkim_keys import dns_record, generate, write_key
-from tests.helpers import add_article, add_readers
+from tests.helpers import add_article, add_readers, make_digest_here
 
 RSA_SELECTOR, ED_SELECTOR = "mail2026", "mail2026-ed25519"
 
@@ -51,9 +51,9 @@ def verified(raw: bytes, records, index: int = 0) -> bool:
 
 def send_digest_here(app, monkeypatch) -> None:
     """Makes the digest and sends its batch in this process, through the test SMTP server."""
-    monkeypatch.setattr(delivery, "enqueue_batches", lambda digest_id, rows: None)
+    digest_id = make_digest_here(app, monkeypatch)
     with app.app_context():
-        delivery.send_batch(digests.create_digest(trigger="test"))
+        delivery.send_batch(digest_id)
 
 
 def test_every_newsletter_is_signed_and_verifies_after_the_smtp_server(

@@ -217,10 +217,7 @@ def test_send_to_n_readers_then_watch_it_finish(app, console, worker, outbox):
     )
     assert "progressbar" in console.get(digest_page).get_data(as_text=True)
     done = wait_until(
-        lambda: (
-            (p := console.get(digest_page + "/progress.json").get_json())["status"] != "sending"
-            and p
-        ),
+        lambda: (p := console.get(digest_page + "/progress.json").get_json())["done"] and p,
         timeout=30,
         message="the digest did not finish",
     )

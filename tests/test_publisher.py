@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 
 from sqlalchemy import select, update
 
-from mailer import delivery, digests
+from mailer import delivery
 from mailer.db import db
 from mailer.models import Article, Digest, Subscriber, SubscriberStatus, utcnow
 from tests.helpers import (
@@ -16,15 +16,15 @@ from tests.helpers import (
     hidden_fields,
     html_body,
     link_path,
+    make_digest_here,
     text_body,
     wait_until,
 )
 
 
 def send_here(app, monkeypatch, **options) -> int:
-    monkeypatch.setattr(delivery, "enqueue_batches", lambda digest_id, rows: None)
+    digest_id = make_digest_here(app, monkeypatch, **options)
     with app.app_context():
-        digest_id = digests.create_digest(trigger="test", **options)
         delivery.send_batch(digest_id)
     return digest_id
 

@@ -53,6 +53,11 @@ def send_batch(digest_id: int) -> dict[str, object]:
 
 # Work on outside input has a hard ceiling: a task stuck on one feed or article is
 # stopped (soft first, so it can end cleanly) instead of holding a worker for good.
+@shared_task(name=jobs.MATERIALIZE, soft_time_limit=1800, time_limit=1860)
+def materialize_digest(digest_id: int) -> int:
+    return delivery.materialize_digest(digest_id)
+
+
 @shared_task(name=jobs.PROCESS_ARTICLES, soft_time_limit=120, time_limit=150)
 def process_articles() -> int:
     return article_queue.drain(jobs.worker_name())

@@ -2,7 +2,7 @@
 
 Every change of a row's status is made by exactly one function:
 
-                      materialize()
+                   materialize_chunk()
      (digest made) ─────────────────► PENDING ◄──────────── requeue_gave_up() ── FAILED (gave up)
                                        │   ▲
                          claim_rows()  │   │ Ledger.flush(): halted by a pause
@@ -25,7 +25,8 @@ Every change of a row's status is made by exactly one function:
 
 Transitions and the function that makes each:
 
-- (none) -> pending: `rows.materialize`, when a digest is made (one per active reader).
+- (none) -> pending: `rows.materialize_chunk`, run by `materializer.materialize_digest` in a
+  worker after a digest is made: one row per active reader, a range of ids at a time.
 - pending, retrying (due) -> claimed: `claims.claim_rows`, a batch task taking rows.
 - claimed -> skipped: `claims.claim_rows`, the reader left after the digest was made.
 - claimed -> sent, failed, retrying: `ledger.Ledger.flush`, as the relay answered.
@@ -41,6 +42,7 @@ wire at most once: the journal (`journal.Journal`) notes it before it is sent,
 and a row whose fate is unknown after a crash is reported, never resent.
 """
 
+from mailer.delivery.materializer import enqueue_materialize, materialize_digest
 from mailer.delivery.recovery import reconcile_digests, recover_stale_claims
 from mailer.delivery.rows import (
     CANCELLED_REPLY,
@@ -48,7 +50,6 @@ from mailer.delivery.rows import (
     count_owed,
     finish_if_done,
     live_claims,
-    materialize,
     requeue_gave_up,
     skip_unsent,
     status_counts,
@@ -61,9 +62,10 @@ __all__ = [
     "BatchResult",
     "count_owed",
     "enqueue_batches",
+    "enqueue_materialize",
     "finish_if_done",
     "live_claims",
-    "materialize",
+    "materialize_digest",
     "reconcile_digests",
     "recover_stale_claims",
     "requeue_gave_up",

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from mailer.db import db
 from mailer.delivery.journal import Journal
+from mailer.delivery.materializer import enqueue_materialize
 from mailer.delivery.rows import count_owed, finish_if_done, live_claims
 from mailer.delivery.sender import enqueue_batches
 from mailer.models import Delivery, DeliveryStatus, Digest, DigestStatus, SendClaim, utcnow
@@ -93,10 +94,31 @@ def _sending_digests() -> list[int]:
     )
 
 
+def _resume_materializing(stale_before: datetime) -> int:
+    """Digests whose rows are not all made and whose materializer stopped: start another."""
+    stalled = list(
+        db.session.scalars(
+            select(Digest.id).where(
+                Digest.status == DigestStatus.SENDING,
+                Digest.materialized_at.is_(None),
+                (Digest.last_enqueued_at.is_(None)) | (Digest.last_enqueued_at < stale_before),
+            )
+        )
+    )
+    for digest_id in stalled:
+        with db.transaction():
+            db.change(
+                update(Digest).where(Digest.id == digest_id).values(last_enqueued_at=utcnow())
+            )
+        enqueue_materialize(digest_id)
+    return len(stalled)
+
+
 def reconcile_digests() -> dict[str, int]:
     """Re-enqueues work for sending digests that no live task is working on."""
     stale_before = _stale_before()
     recovered = recover_stale_claims()
+    materializing = _resume_materializing(stale_before)
     enqueued = 0
     for digest_id in _sending_digests():
         owed = count_owed(digest_id, due_now=True)
@@ -115,4 +137,8 @@ def reconcile_digests() -> dict[str, int]:
             enqueue_batches(digest_id, owed)
             enqueued += 1
         finish_if_done(digest_id)
-    return {"claims_recovered": recovered, "digests_resumed": enqueued}
+    return {
+        "claims_recovered": recovered,
+        "digests_resumed": enqueued,
+        "materializing_resumed": materializing,
+    }

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Exists, case, exists, func, literal, select, update
 
 from mailer.db import db
 from mailer.models import (
@@ -32,36 +33,81 @@ def owed_now(digest_id: int) -> ColumnElement[bool]:
     )
 
 
-def materialize(digest_id: int) -> int:
-    """(none) -> pending: one row per active reader, set-based, in id ranges. Returns how many.
+FIRST_CHUNK = 1_000  # small, so the first mails leave within a second of the trigger
 
-    Runs inside the caller's transaction, the one that made the digest.
-    """
+
+@dataclass(frozen=True)
+class Chunk:
+    rows: int  # delivery rows made by this chunk
+    done: bool  # every active reader has a row now (or the digest was cancelled)
+
+
+def materialize_chunk(digest_id: int) -> Chunk:
+    """(none) -> pending for the next range of subscriber ids: one INSERT ... SELECT, one
+    transaction. Safe to run twice at once: the range is taken by a conditional update."""
     session = db.session
-    low, high = session.execute(
-        select(func.min(Subscriber.id), func.max(Subscriber.id)).where(
-            Subscriber.status == SubscriberStatus.ACTIVE
+    with db.transaction():
+        digest = session.get(Digest, digest_id)
+        if digest is None:
+            return Chunk(0, True)
+        if digest.materialized_at is not None:
+            return Chunk(0, True)
+        start = digest.materialized_up_to
+        highest = session.scalar(
+            select(func.max(Subscriber.id)).where(Subscriber.status == SubscriberStatus.ACTIVE)
         )
-    ).one()
-    if low is None:
-        return 0
-    for start in range(low, high + 1, MATERIALIZE_CHUNK):
-        readers = select(
-            literal(digest_id), Subscriber.id, literal(DeliveryStatus.PENDING.value), literal(0)
-        ).where(
-            Subscriber.status == SubscriberStatus.ACTIVE,
-            Subscriber.id >= start,
-            Subscriber.id < start + MATERIALIZE_CHUNK,
-        )
-        session.execute(
-            insert(Delivery).from_select(
-                ["digest_id", "subscriber_id", "status", "attempts"], readers
+        size = FIRST_CHUNK if start == 0 else MATERIALIZE_CHUNK
+        end = start + size
+        done = digest.cancelled_at is not None or highest is None or end >= highest
+        rows = 0
+        if digest.cancelled_at is None and highest is not None and start < highest:
+            readers = select(
+                literal(digest_id), Subscriber.id, literal(DeliveryStatus.PENDING.value), literal(0)
+            ).where(
+                Subscriber.status == SubscriberStatus.ACTIVE,
+                Subscriber.id > start,
+                Subscriber.id <= end,
+            )
+            # Two materializers at once both make the range; the watermark keeps one.
+            session.execute(
+                db.insert(Delivery)
+                .from_select(["digest_id", "subscriber_id", "status", "attempts"], readers)
+                .on_conflict_do_nothing()
+            )
+            # Counted, not taken from rowcount: drivers may give -1 for INSERT ... SELECT.
+            rows = db.count(
+                select(func.count())
+                .select_from(Delivery)
+                .where(
+                    Delivery.digest_id == digest_id,
+                    Delivery.subscriber_id > start,
+                    Delivery.subscriber_id <= end,
+                )
+            )
+        taken = db.change(
+            update(Digest)
+            .where(Digest.id == digest_id, Digest.materialized_up_to == start)
+            .values(
+                materialized_up_to=end,
+                total=Digest.total + rows,
+                last_enqueued_at=utcnow(),
+                materialized_at=utcnow() if done else None,
             )
         )
-    # Counted, not summed from rowcount: drivers may report -1 for INSERT ... SELECT.
-    return db.count(
-        select(func.count()).select_from(Delivery).where(Delivery.digest_id == digest_id)
-    )
+        if not taken:  # another materializer made this range first: ours is undone
+            raise _RangeTaken
+    return Chunk(rows, done)
+
+
+class _RangeTaken(Exception):
+    """Rolls back a chunk that another materializer made at the same time."""
+
+
+def materialize_next(digest_id: int) -> Chunk:
+    try:
+        return materialize_chunk(digest_id)
+    except _RangeTaken:
+        return Chunk(0, False)
 
 
 def status_counts(digest_id: int) -> dict[DeliveryStatus, int]:
@@ -83,17 +129,33 @@ def count_owed(digest_id: int, *, due_now: bool = False) -> int:
 
 
 def finish_if_done(digest_id: int) -> bool:
-    """The digest: sending -> sent / sent_with_failures, once no row is owed."""
+    """The digest: sending -> sent / sent_with_failures, once every row is made and none owed.
+
+    One statement decides, so no row made or claimed meanwhile can be missed (a count
+    first and an update after could see the rows before a materializer committed them
+    and the "all made" mark after).
+    """
+
+    def rows_of(*statuses: DeliveryStatus) -> Exists:
+        return exists().where(Delivery.digest_id == digest_id, Delivery.status.in_(statuses))
+
     with db.transaction():
-        counts = status_counts(digest_id)
-        if any(counts.get(s, 0) for s in OWED):
-            return False
-        troubled = counts.get(DeliveryStatus.FAILED, 0) + counts.get(DeliveryStatus.UNKNOWN, 0)
         finished = db.change(
             update(Digest)
-            .where(Digest.id == digest_id, Digest.status == DigestStatus.SENDING)
+            .where(
+                Digest.id == digest_id,
+                Digest.status == DigestStatus.SENDING,
+                Digest.materialized_at.is_not(None),
+                ~rows_of(*OWED),
+            )
             .values(
-                status=DigestStatus.SENT_WITH_FAILURES if troubled else DigestStatus.SENT,
+                status=case(
+                    (
+                        rows_of(DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN),
+                        DigestStatus.SENT_WITH_FAILURES.value,
+                    ),
+                    else_=DigestStatus.SENT.value,
+                ),
                 sending_slot=None,
                 finished_at=utcnow(),
             )

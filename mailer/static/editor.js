@@ -30,7 +30,7 @@ document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     });
     var eta = box.querySelector('[data-field="eta"]');
     var left = p.pending + p.retrying;
-    eta.textContent = p.status === "paused" ? "paused" : p.status !== "sending" ? "done"
+    eta.textContent = p.status === "paused" ? "paused" : p.done ? "done"
       : (p.messages_per_second > 0 ? Math.ceil(left / p.messages_per_second) + " s" : "–");
     box.dataset.status = p.status;
   }
@@ -40,7 +40,7 @@ document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       .then(function (r) { return r.json(); })
       .then(function (p) {
         show(p);
-        if (["sending", "paused", "cancelling"].indexOf(p.status) >= 0) window.setTimeout(poll, 1000);
+        if (!p.done) window.setTimeout(poll, 1000);
       })
       .catch(function () { window.setTimeout(poll, 3000); });
   }

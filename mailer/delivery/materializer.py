@@ -1,0 +1,38 @@
+"""Making a digest's delivery rows in a worker, range by range, while the first batches send.
+
+The trigger (the API, the console, the CLI, the schedule) only makes the digest and
+answers: with a million readers, making every row takes most of a minute. A worker
+makes them a range of subscriber ids at a time, each range in its own transaction,
+and fans out the batch tasks for each range as soon as it is committed. A
+materializer that dies leaves the digest's watermark where it stopped; the
+reconciler starts another, which goes on from there.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mailer import jobs
+from mailer.delivery.rows import finish_if_done, materialize_next
+from mailer.delivery.sender import enqueue_batches
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_materialize(digest_id: int) -> None:
+    jobs.enqueue(jobs.MATERIALIZE, digest_id)
+
+
+def materialize_digest(digest_id: int) -> int:
+    """Makes every row still to make; returns how many this call made."""
+    made = 0
+    while True:
+        chunk = materialize_next(digest_id)
+        if chunk.rows:
+            enqueue_batches(digest_id, chunk.rows)
+            made += chunk.rows
+        if chunk.done:
+            break
+    finish_if_done(digest_id)  # a digest whose readers all left meanwhile ends here
+    log.info("digest %s: %d delivery rows made", digest_id, made)
+    return made
