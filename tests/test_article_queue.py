@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import redis
 from sqlalchemy import func, select, update
 
@@ -41,6 +42,7 @@ def post_articles(app, count: int) -> None:
         assert response.status_code == 201
 
 
+@pytest.mark.slow  # a real worker starts
 def test_the_intake_worker_takes_articles_off_the_queue(app, worker):
     post_articles(app, 25)
     wait_until(lambda: ready_count(app) == 25, timeout=20, message="articles were not taken in")

@@ -156,6 +156,7 @@ def test_a_digest_has_the_headers_and_bodies_mailbox_providers_require(
     assert status == SubscriberStatus.UNSUBSCRIBED
 
 
+@pytest.mark.slow  # waits out retry delays
 def test_temporary_refusals_are_retried_and_permanent_ones_recorded(
     app, client, worker, outbox, token
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from mailer import digest_controls, digests
@@ -49,6 +50,7 @@ def quiet(app, digest_id: int) -> bool:
     return claimed == 0 and running == 0
 
 
+@pytest.mark.slow  # a real worker sends twice
 def test_pause_stops_sending_and_resume_finishes_it_once(app, worker, outbox):
     outbox.delay = 0.01
     digest_id, emails = start(app)
@@ -89,6 +91,7 @@ def test_cancel_skips_everyone_not_yet_reached(app, worker, outbox):
     assert max(Counter(str(m["To"]) for m in outbox.messages).values()) == 1
 
 
+@pytest.mark.slow  # a real worker sends twice
 def test_retry_failed_resends_only_temporary_failures_to_active_readers(app, worker, outbox):
     busy, bounced, left, *others = [f"ctl{n}@example.org" for n in range(6)]
     outbox.refuse(busy, "452 4.2.2 Mailbox full")
