@@ -13,7 +13,7 @@ from flask import Flask
 from flask.cli import FlaskGroup
 
 from mailer import create_app, stack_settings
-from mailer.config import load_settings
+from mailer.config import ConfigError, load_settings
 from mailer.logs import configure_logging
 
 
@@ -42,5 +42,9 @@ def worker_app() -> Flask:
 
 
 def main() -> None:
-    """The `mailer` command."""
+    """The `mailer` command. A setting that is missing or wrong is one line, not a traceback."""
+    try:
+        load_settings()  # checked first, or Flask would print its traceback while listing commands
+    except ConfigError as exc:
+        raise SystemExit(f"mailer: {exc}") from None
     FlaskGroup(create_app=_app_with_logging, add_default_commands=True, load_dotenv=False)()

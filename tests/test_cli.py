@@ -128,3 +128,21 @@ def test_send_digest_refuses_when_the_shell_and_the_running_stack_differ(app, se
     assert "MAILER_BASE_URL: the running stack has 'https://news.example.org'" in result.output
     assert "MAILER_LIST_NAME" in result.output
     assert "MAILER_FROM" not in result.output  # only what differs
+
+
+def test_a_missing_setting_is_one_line_from_the_command_not_a_traceback():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    result = subprocess.run(
+        [sys.executable, "-c", "from mailer.entrypoints import main; main()", "send-digest"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("mailer: MAILER_SECRET_KEY is not set")
+    assert "Traceback" not in result.stderr
