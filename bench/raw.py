@@ -13,10 +13,16 @@ import base64
 import hashlib
 import os
 import smtplib
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _signer(pem: bytes | None):
@@ -100,3 +106,31 @@ def raw_baseline(
     if len(ends) != processes:
         raise SystemExit("a raw sender died before it finished")
     return per_process * processes / (max(ends) - began)
+
+
+def run_in_fresh_process(
+    port: int, data: bytes, processes: int, messages: int, pems: list[Path] | None = None
+) -> float:
+    """raw_baseline in a new interpreter that imports nothing of mailer, Celery or Flask."""
+    with tempfile.NamedTemporaryFile(suffix=".eml", delete=False) as message:
+        message.write(data)
+    try:
+        args = [sys.executable, "-m", "bench.raw", str(port), message.name, str(processes)]
+        args += [str(messages), *(str(p) for p in pems or [])]
+        out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True)
+        return float(out.stdout.strip())
+    finally:
+        os.unlink(message.name)
+
+
+if __name__ == "__main__":
+    # python -m bench.raw PORT MESSAGE_FILE PROCESSES MESSAGES [KEY_PEM ...]
+    port, path, processes, count, *keys = sys.argv[1:]
+    rate = raw_baseline(
+        int(port),
+        Path(path).read_bytes(),
+        int(processes),
+        int(count),
+        [Path(k).read_bytes() for k in keys],
+    )
+    print(f"{rate:.1f}")

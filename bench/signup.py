@@ -1,22 +1,22 @@
 """Signup throughput: POST /subscribe (JSON) through gunicorn, driven by wrk on loopback.
 
-Baseline: a trivial Flask view in the same gunicorn configuration. The confirmation
-mail is only queued (no worker runs), as in a real request.
+Baseline: a Flask view that does the same durable work (one INSERT and COMMIT on the
+same database) behind the Procfile's own gunicorn command line. The confirmation mail
+is only queued (the worker is stopped for this run), as in a real request.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import re
 import subprocess
-import sys
 import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.services import ROOT, Services, _connects, _wait, free_port
+from bench.services import ROOT, _connects, _wait, free_port
+from bench.shipped import ShippedStack
 
 WRK_SCRIPT = r"""
 local counter = 0
@@ -82,42 +82,54 @@ def _session_headers(base: str) -> dict[str, str]:
     return headers
 
 
-def gunicorn(app_path: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            app_path,
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
+def _web_command(shipped: ShippedStack, app_path: str, port: int) -> list[str]:
+    """The Procfile's web line (workers, logging, everything), on its own port and app."""
+    assert shipped.stack is not None
+    command = shipped.stack.command("web")
+    command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
+    command[-1] = app_path
+    return command
+
+
+def signup_benchmark(shipped: ShippedStack, seconds: int = 10) -> dict:
+    """mailer's signup and a view doing the same durable work, under the same load."""
+    shipped.start(
+        {
+            "MAILER_SIGNUP_RATE_LIMIT_IP": "10000000 per minute",
+            "MAILER_SIGNUP_RATE_LIMIT_ADDRESS": "10000000 per minute",
+        }
     )
-    _wait(lambda: _connects(port), "gunicorn", timeout=30)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def signup_benchmark(services: Services, seconds: int = 10) -> tuple[WrkResult, WrkResult]:
-    """(mailer, baseline) under the same load."""
-    services.reset_database()
-    env = {
-        **services.environ,
-        "MAILER_SIGNUP_RATE_LIMIT_IP": "10000000 per minute",
-        "MAILER_SIGNUP_RATE_LIMIT_ADDRESS": "10000000 per minute",
-    }
-    results = []
-    for app_path in ("mailer:create_app()", "bench.trivial:app"):
-        process, base = gunicorn(app_path, env)
-        try:
-            results.append(run_wrk(base + "/subscribe", _session_headers(base), seconds))
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-    return results[0], results[1]
+    assert shipped.stack is not None
+    # The request path alone: no worker takes the queued confirmations meanwhile.
+    shipped.stack.stop("worker")
+    results = {}
+    try:
+        for name, app_path in (
+            ("mailer", "mailer.entrypoints:web_app()"),
+            ("durable_insert", "bench.trivial:app"),
+        ):
+            port = free_port()
+            log = (shipped.directory / f"{name}.log").open("ab")
+            process = subprocess.Popen(
+                _web_command(shipped, app_path, port),
+                cwd=ROOT,
+                env=shipped.stack.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                _wait(lambda p=port: _connects(p), "gunicorn", timeout=30)
+                base = f"http://127.0.0.1:{port}"
+                result = run_wrk(base + "/subscribe", _session_headers(base), seconds)
+                results[name] = result.__dict__
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+                log.close()
+    finally:
+        shipped.stop()
+    results["ratio"] = round(
+        results["mailer"]["requests_per_second"] / results["durable_insert"]["requests_per_second"],
+        3,
+    )
+    return results

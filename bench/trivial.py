@@ -1,6 +1,18 @@
-"""The signup baseline: a trivial Flask view behind the same gunicorn configuration."""
+"""The signup baseline: the same durable work as a signup (one INSERT, one COMMIT on the
+same database), in a Flask view behind the same gunicorn command line, and nothing else."""
+
+import os
 
 from flask import Flask, jsonify, request
+from sqlalchemy import create_engine, text
+
+from mailer.config import normalize_database_url
+
+engine = create_engine(normalize_database_url(os.environ["MAILER_DATABASE_URL"]))
+with engine.begin() as connection:
+    connection.execute(
+        text("CREATE TABLE IF NOT EXISTS bench_signups (email VARCHAR(320) PRIMARY KEY)")
+    )
 
 app = Flask(__name__)
 
@@ -8,7 +20,12 @@ app = Flask(__name__)
 @app.post("/subscribe")
 def subscribe():
     data = request.get_json(silent=True) or {}
-    return jsonify(status="ok", email=str(data.get("email", ""))), 202
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO bench_signups (email) VALUES (:email)"),
+            {"email": str(data.get("email", ""))},
+        )
+    return jsonify(status="ok"), 202
 
 
 @app.get("/subscribe")

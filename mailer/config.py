@@ -96,6 +96,7 @@ class Settings:
     send_max_attempts: int = 5
     send_retry_base_seconds: float = 30.0
     send_rate_per_second: int = 0
+    worker_concurrency: int = 0  # 0: one pool process per CPU, Celery's own default
     claim_stale_seconds: int = 120
     digest_schedule: str = ""
     feeds: tuple[str, ...] = ()
@@ -185,6 +186,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "MAILER_SEND_MAX_ATTEMPTS": ("send_max_attempts", _int),
     "MAILER_SEND_RETRY_BASE_SECONDS": ("send_retry_base_seconds", _float),
     "MAILER_SEND_RATE_PER_SECOND": ("send_rate_per_second", _int),
+    "MAILER_WORKER_CONCURRENCY": ("worker_concurrency", _int),
     "MAILER_CLAIM_STALE_SECONDS": ("claim_stale_seconds", _int),
     "MAILER_DIGEST_SCHEDULE": ("digest_schedule", _str),
     "MAILER_FEEDS": ("feeds", _words),
@@ -263,6 +265,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("MAILER_FROM must be an address such as 'News <news@example.com>'.")
     if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("MAILER_REDIS_URL must be a redis:// URL.")
+    if not 0 <= settings.worker_concurrency <= 256:
+        raise ConfigError("MAILER_WORKER_CONCURRENCY must be 0 (one per CPU) to 256.")
     if settings.send_batch_size < 1 or settings.send_max_attempts < 1:
         raise ConfigError("MAILER_SEND_BATCH_SIZE and MAILER_SEND_MAX_ATTEMPTS must be at least 1.")
     if not 0 < settings.send_retry_base_seconds <= 600:

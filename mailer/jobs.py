@@ -67,6 +67,8 @@ def init_celery(app: Flask) -> Celery:
         timezone="UTC",
         enable_utc=True,
     )
+    if settings.worker_concurrency:
+        celery.conf.worker_concurrency = settings.worker_concurrency
     celery.set_default()
     app.extensions["celery"] = celery
     return celery
