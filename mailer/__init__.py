@@ -8,8 +8,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer.config import PROJECT_ROOT, Settings, load_settings
 from mailer.db import db
-from mailer.extensions import csrf, init_limiter
+from mailer.extensions import csrf
 from mailer.jobs import init_celery
+from mailer.rate_limits import init_rate_limits
 from mailer.views.errors import register_error_handlers
 from mailer.views.inputs import init_inputs, refuse_nameless_form_fields
 
@@ -41,17 +42,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_NAME="mailer_session",
         PERMANENT_SESSION_LIFETIME=12 * 3600,  # an editor logs in once a working day
         WTF_CSRF_TIME_LIMIT=None,  # a signup page left open overnight still works
-        RATELIMIT_STORAGE_URI=settings.redis_url,
-        RATELIMIT_STORAGE_OPTIONS={
-            "socket_connect_timeout": 2,
-            "socket_timeout": 2,
-            "key_prefix": "mailer",  # every key mailer keeps in Redis starts with mailer:
-        },
-        # Redis down must not stop a reader from signing up.
-        RATELIMIT_SWALLOW_ERRORS=True,
-        # X-RateLimit-* headers on every answer cost a second Redis round trip per limit;
-        # a refused request still gets Retry-After (errors.py).
-        RATELIMIT_HEADERS_ENABLED=False,
     )
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -85,7 +75,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         from mailer.views import devmail
 
         app.register_blueprint(devmail.bp)
-    init_limiter(app)  # after the views: it wraps those that declared limits
+    init_rate_limits(app)  # after the views: it wraps those that declared limits
     register_commands(app)
     return app
 

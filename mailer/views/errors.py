@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
-from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, TooManyRequests
 
 from mailer.errors import UserError
 
@@ -60,7 +59,6 @@ def register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         message = HTTP_MESSAGES.get(status, error.description or "")
         response = error_response(status, error.name, message)
-        if isinstance(error, RateLimitExceeded):
-            # The longest the reader may have to wait: the limit's whole window.
-            response.headers["Retry-After"] = str(error.limit.limit.get_expiry())
+        if isinstance(error, TooManyRequests) and error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
         return response

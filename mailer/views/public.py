@@ -12,7 +12,8 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from mailer import subscriptions, tokens
 from mailer.config import origin_of
 from mailer.errors import InvalidInput, UserError
-from mailer.extensions import csrf, rate_limit
+from mailer.extensions import csrf
+from mailer.rate_limits import rate_limit
 from mailer.views.errors import wants_json
 
 bp = Blueprint("public", __name__)

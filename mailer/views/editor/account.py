@@ -6,10 +6,9 @@ from urllib.parse import urlsplit
 
 from flask import Response, g, redirect, render_template, request, session, url_for
 from flask.sessions import SessionMixin
-from flask_limiter.util import get_remote_address
 
 from mailer import editors
-from mailer.extensions import rate_limit
+from mailer.rate_limits import rate_limit, remote_address
 from mailer.views.editor.blueprint import bp
 
 # Only failed attempts count.
@@ -30,7 +29,7 @@ def _login_address_and_ip_key() -> str:
     """Failed logins count per address and IP: guessing from one place is slowed down,
     and nobody elsewhere can lock the real editor out by failing on purpose."""
     address = str(request.form.get("email", "")).strip().lower()
-    return f"login:{address}:{get_remote_address()}"
+    return f"login:{address}:{remote_address()}"
 
 
 def _failed(response: Response) -> bool:
@@ -45,8 +44,8 @@ def login():
 
 
 @bp.post("/login")
-@rate_limit(LOGIN_LIMIT_PER_IP, deduct_when=_failed)
-@rate_limit(LOGIN_LIMIT_PER_ADDRESS_AND_IP, key_func=_login_address_and_ip_key, deduct_when=_failed)
+@rate_limit(LOGIN_LIMIT_PER_IP, counts=_failed)
+@rate_limit(LOGIN_LIMIT_PER_ADDRESS_AND_IP, key_func=_login_address_and_ip_key, counts=_failed)
 def login_post():
     editor = editors.authenticate(
         str(request.form.get("email", "")), str(request.form.get("password", ""))
