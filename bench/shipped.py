@@ -216,8 +216,10 @@ class ShippedStack:
     def sql(self, query: str, params: dict | None = None, *, row: bool = False, rows: bool = False):
         engine = create_engine(self.database_url)
         try:
-            with engine.connect() as connection:
+            with engine.begin() as connection:
                 result = connection.execute(text(query), params or {})
+                if not result.returns_rows:
+                    return None
                 if rows:
                     return [tuple(r) for r in result]
                 if row:
