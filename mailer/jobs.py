@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 # Task names: the contract between this package and workers/tasks.py.
 SEND_CONFIRMATION = "mailer.send_confirmation"
+SEND_CONFIRMATIONS = "mailer.send_recent_confirmations"
 SEND_WELCOME = "mailer.send_welcome"
 RECONCILE = "mailer.reconcile"
 SEND_BATCH = "mailer.send_batch"

@@ -17,7 +17,7 @@ from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from mailer import jobs
+from mailer import confirmations, jobs
 from mailer.db import db
 from mailer.errors import InvalidInput, NotFound
 from mailer.models import Subscriber, SubscriberStatus, utcnow
@@ -107,7 +107,7 @@ def request_subscription(address: Address, name: str | None, *, source: str) -> 
             subscriber_id = subscriber.id
             owed = _request_confirmation_again(subscriber, name, source, consent_text)
     if owed:
-        jobs.enqueue(jobs.SEND_CONFIRMATION, subscriber_id)
+        confirmations.request_sending()
 
 
 @functools.cache

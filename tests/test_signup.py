@@ -209,3 +209,50 @@ def test_the_fast_unsubscribe_token_is_itsdangerous_own(app, settings_override):
             ).dumps([4711, "key-of-reader-4711"])
             assert token == reference
             assert read_unsubscribe_token(token) == ReaderLink(4711, "key-of-reader-4711")
+
+
+def queued_tasks(app) -> list[str]:
+    """Names of the tasks waiting on the broker's default queue (kombu's JSON envelope)."""
+    import json
+
+    from mailer.redis_client import redis_client
+
+    with app.app_context():
+        raw = redis_client().lrange("celery", 0, -1)
+    return [json.loads(message)["headers"]["task"] for message in raw]
+
+
+def test_a_rush_of_signups_queues_one_drain_that_confirms_each_reader_once(app, client, outbox):
+    from mailer import confirmations, jobs
+
+    token = csrf_token(client)
+    for n in range(12):
+        response = client.post(
+            "/subscribe", json={"email": f"rush{n}@example.org"}, headers={"X-CSRFToken": token}
+        )
+        assert response.status_code == 202
+    # One drain for the whole rush, not a task per reader.
+    assert queued_tasks(app) == [jobs.SEND_CONFIRMATIONS]
+    with app.app_context():
+        assert confirmations.send_recent_confirmations() == 12
+        assert confirmations.send_recent_confirmations() == 0  # nothing is sent twice
+    recipients = sorted(rcpt for _sender, rcpts in outbox.envelopes for rcpt in rcpts)
+    assert recipients == sorted(f"rush{n}@example.org" for n in range(12))
+    # The drain cleared its flag first, so the next signup queues the next drain.
+    client.post("/subscribe", json={"email": "late@example.org"}, headers={"X-CSRFToken": token})
+    assert queued_tasks(app) == [jobs.SEND_CONFIRMATIONS, jobs.SEND_CONFIRMATIONS]
+
+
+def test_the_drain_hands_a_temporary_refusal_to_its_own_retrying_task(app, client, outbox):
+    from mailer import confirmations, jobs
+
+    token = csrf_token(client)
+    for address in ("busy@example.org", "fine@example.org"):
+        client.post("/subscribe", json={"email": address}, headers={"X-CSRFToken": token})
+    outbox.refuse("busy@example.org", "451 4.7.1 Greylisted, try again later")
+    with app.app_context():
+        assert confirmations.send_recent_confirmations() == 2
+        busy = db.session.scalar(select(Subscriber).where(Subscriber.email == "busy@example.org"))
+        assert busy.confirmation_sent_at is None and busy.confirmation_claimed_at is None
+    assert [rcpts for _sender, rcpts in outbox.envelopes] == [["fine@example.org"]]
+    assert queued_tasks(app).count(jobs.SEND_CONFIRMATION) == 1

@@ -33,6 +33,11 @@ def send_confirmation(subscriber_id: int) -> str:
     return confirmations.send_confirmation(subscriber_id)
 
 
+@shared_task(name=jobs.SEND_CONFIRMATIONS, soft_time_limit=120, time_limit=150)
+def send_recent_confirmations() -> int:
+    return confirmations.send_recent_confirmations()
+
+
 @shared_task(name=jobs.SEND_WELCOME, max_retries=8, **RETRY_ON_TEMPORARY_FAILURE)
 def send_welcome(subscriber_id: int) -> str:
     return welcomes.send_welcome(subscriber_id)
