@@ -27,6 +27,7 @@ function setup(thread)
   table.insert(threads, thread)
 end
 function init(args)
+  math.randomseed(os.time() * 1000 + id)
   thread_id = id
 end
 request = function()
@@ -103,6 +104,7 @@ def signup_benchmark(shipped: ShippedStack, seconds: int = 10) -> dict:
     # The request path alone: no worker takes the queued confirmations meanwhile.
     shipped.stack.stop("worker")
     shipped.sql("DROP TABLE IF EXISTS bench_signups")  # the baseline starts empty too
+    shipped.sql("CREATE TABLE bench_signups (email VARCHAR(320) PRIMARY KEY)")
     results = {}
     try:
         for name, app_path in (
@@ -122,6 +124,8 @@ def signup_benchmark(shipped: ShippedStack, seconds: int = 10) -> dict:
                 _wait(lambda p=port: _connects(p), "gunicorn", timeout=30)
                 base = f"http://127.0.0.1:{port}"
                 result = run_wrk(base + "/subscribe", _session_headers(base), seconds)
+                if result.non_2xx:
+                    raise SystemExit(f"signup bench: {result.non_2xx} failed requests to {name}")
                 results[name] = result.__dict__
             finally:
                 process.terminate()

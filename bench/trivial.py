@@ -8,11 +8,8 @@ from sqlalchemy import create_engine, text
 
 from mailer.config import normalize_database_url
 
+# The table is made by bench/signup.py before gunicorn starts (workers would race).
 engine = create_engine(normalize_database_url(os.environ["MAILER_DATABASE_URL"]))
-with engine.begin() as connection:
-    connection.execute(
-        text("CREATE TABLE IF NOT EXISTS bench_signups (email VARCHAR(320) PRIMARY KEY)")
-    )
 
 app = Flask(__name__)
 
