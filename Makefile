@@ -14,7 +14,7 @@ ifndef MAILER_SMTP_HOST
 PROCESSES += mail
 endif
 
-.PHONY: install run test test-fast bench fuzz chaos lint fmt redis-server chromium axe clean
+.PHONY: install run test test-fast bench bench-million fuzz chaos lint fmt redis-server chromium axe clean
 
 install: $(STAMP)
 
@@ -89,9 +89,15 @@ test-fast: install redis-server
 	$(BIN)/ruff check .
 	MAILER_TEST_DATABASE_URL= $(BIN)/pytest -q -m "not slow and not browser"
 
-# Benchmarks (not part of `make test`): see docs/benchmarks.md.
+# Benchmarks (not part of `make test`): see docs/benchmarks.md. They need PostgreSQL
+# (MAILER_BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/mailer_bench);
+# smtp-sink, smtp-source and wrk are installed from Debian's packages when missing.
 bench: install redis-server
 	$(BIN)/python -m bench.run
+
+# One digest to a million readers (about 15 minutes).
+bench-million: install redis-server
+	$(BIN)/python -m bench.million
 
 lint: install
 	$(BIN)/ruff check .
@@ -111,6 +117,7 @@ fuzz: install redis-server
 	$(BIN)/python -m tools.fuzz --cases 10000
 
 # Faults a unit test cannot stage: PostgreSQL restarted mid-send, pool processes SIGKILLed
-# mid-send (needs PostgreSQL; MAILER_CHAOS_DATABASE_URL). Figures: docs/reliability.md.
+# mid-send, a second host's workers joining a send and dying (needs PostgreSQL;
+# MAILER_CHAOS_DATABASE_URL). Figures: docs/reliability.md.
 chaos: install redis-server
 	$(BIN)/python -m tools.chaos

@@ -5,6 +5,10 @@ python -m tools.chaos --only kills --readers 100000
 
 1. PostgreSQL restarted in the middle of a 10,000-reader send.
 2. Ten SIGKILLs of worker pool processes during one 100,000-reader send.
+3. A second host joins a 100,000-reader send and dies: workers from a second checkout
+   (its own clone, virtualenv and worker name; Redis, the database and the relay
+   those of the first) join the send in progress, and every process of that checkout
+   is SIGKILLed half-way. The first host finishes the send alone.
 
 The relay is a counting SMTP sink in this process, so duplicates and losses are
 counted at the wire, not taken from mailer's own ledger. The reconciler runs
@@ -17,7 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shlex
+import shutil
+import signal
+import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -32,9 +42,18 @@ from mailer import create_app
 from mailer.api_tokens import create_api_token
 from mailer.config import load_settings, normalize_database_url
 from mailer.db import db
-from mailer.models import Article, Base, Delivery, DeliveryStatus, Digest, DigestStatus, utcnow
+from mailer.models import (
+    Article,
+    Base,
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    DigestStatus,
+    SendClaim,
+    utcnow,
+)
 from mailer.reconciler import reconcile
-from tools.stack import Stack, free_port
+from tools.stack import ROOT, Stack, free_port, procfile
 
 DATABASE = "postgresql://postgres@127.0.0.1:5432/mailer_chaos"
 
@@ -227,6 +246,94 @@ def kill_pool_processes(stack: Stack, sink: CountingSink, readers: int) -> str:
     return f"{kills} pool processes SIGKILLed"
 
 
+class SecondHost:
+    """A second checkout of mailer, as on another machine: cloned, its own virtualenv."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="mailer-second-host-"))
+        self.checkout = self.directory / "mailer"
+        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(self.checkout)], check=True)
+        venv = self.checkout / ".venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", "-e", str(self.checkout)],
+            check=True,
+        )
+        self.bin = venv / "bin"
+        self.process: subprocess.Popen | None = None
+
+    def start_worker(self, stack: Stack) -> None:
+        """The Procfile's worker line with a worker name of its own. The settings are the
+        first host's (the same secret, base URL and sender), with Redis, the database and
+        the relay pointing at the first host's."""
+        settings = {
+            k: v
+            for k, v in stack.env.items()
+            if k.startswith("MAILER_") and k not in {"MAILER_WEB_BIND", "MAILER_MAIL_DIRECTORY"}
+        }
+        env = {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.directory), **settings}
+        command = [*shlex.split(procfile()["worker"]), "--hostname", "second@%h"]
+        log = (self.directory / "worker.log").open("ab")
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.checkout,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def pool_pids(self) -> list[int]:
+        return _children(self.process.pid) if self.process else []
+
+    def kill_everything(self) -> None:
+        """SIGKILL to every process of this checkout: a host that loses power."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def second_host_joins_and_dies(host: SecondHost):
+    def fault(stack: Stack, sink: CountingSink, readers: int) -> str:
+        wait_for_sent(sink, readers // 10)
+        host.start_worker(stack)
+        engine = create_engine(stack.env["MAILER_DATABASE_URL"])
+
+        def sent_by_second_host() -> int:
+            pids = host.pool_pids()
+            if not pids:
+                return 0
+            workers = [f"{socket.gethostname()}:{pid}" for pid in pids]
+            with engine.connect() as connection:
+                return (
+                    connection.scalar(
+                        select(func.count())
+                        .select_from(Delivery)
+                        .join(SendClaim, SendClaim.id == Delivery.claim_id)
+                        .where(
+                            SendClaim.worker.in_(workers), Delivery.status == DeliveryStatus.SENT
+                        )
+                    )
+                    or 0
+                )
+
+        deadline = time.monotonic() + 120
+        while sink.total() < readers // 2 or sent_by_second_host() == 0:
+            if time.monotonic() > deadline:
+                raise SystemExit("the second host sent nothing within two minutes")
+            time.sleep(0.5)
+        sent = sent_by_second_host()
+        at = sink.total()
+        host.kill_everything()
+        engine.dispose()
+        return f"second host joined at {readers // 10:,}, sent {sent:,}, killed at {at:,}"
+
+    return fault
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -236,7 +343,7 @@ def _children(pid: int) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["postgresql", "kills"])
+    parser.add_argument("--only", choices=["postgresql", "kills", "second-host"])
     parser.add_argument("--readers", type=int)
     args = parser.parse_args()
     results = []
@@ -248,6 +355,18 @@ def main() -> None:
         results.append(
             run("ten SIGKILLs of pool processes", args.readers or 100_000, kill_pool_processes)
         )
+    if args.only in (None, "second-host"):
+        host = SecondHost()
+        try:
+            results.append(
+                run(
+                    "a second host joins and dies",
+                    args.readers or 100_000,
+                    second_host_joins_and_dies(host),
+                )
+            )
+        finally:
+            host.close()
     print()
     print("| scenario | readers | time | duplicates | lost | rows unknown | faults |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
