@@ -1,4 +1,10 @@
-"""Rate limits on the public forms: fixed windows counted in Redis, one round trip a request.
+"""Rate limits on the public forms: sliding windows counted in Redis, one round trip a request.
+
+Each limit keeps a counter per fixed window and weighs the previous window's counter by
+how much of it still lies within the last `expiry` seconds (the sliding window counter
+of Cloudflare and of limits' "sliding-window-counter"). Plain fixed windows let twice
+the limit through around a boundary: ten failed logins at 12:00:59 and ten more at
+12:01:01.
 
 A view declares its limits (`@rate_limit("10 per minute;100 per hour")`, optionally
 per a key of its own, optionally counted only when the answer says so, as failed
@@ -38,6 +44,11 @@ class Declared:
     counts: Callable[[Response], bool] | None  # None: every request counts
 
 
+def clock() -> float:
+    """Now, in seconds; a function of its own so a test can move it across a window."""
+    return time.time()
+
+
 def rate_limit(
     value: LimitValue,
     *,
@@ -65,8 +76,10 @@ def _items(text: str) -> tuple[RateLimitItem, ...]:
 @dataclass(frozen=True)
 class Window:
     key: str
+    previous_key: str
     item: RateLimitItem
     ends_at: int
+    previous_weight: float  # share of the previous window still within the last `expiry` s
     counted: bool  # counted now (else only read now, and counted after the view)
 
 
@@ -78,8 +91,14 @@ def _windows(endpoint: str, declared: list[Declared], now: float) -> list[Window
         for item in _items(text):
             expiry = item.get_expiry()
             start = int(now // expiry) * expiry
-            key = f"{PREFIX}:{endpoint}:{who}:{item.amount}/{expiry}:{start}"
-            windows.append(Window(key, item, start + expiry, limit.counts is None))
+            key = f"{PREFIX}:{endpoint}:{who}:{item.amount}/{expiry}:"
+            weight = 1 - (now - start) / expiry
+            counted = limit.counts is None
+            windows.append(
+                Window(
+                    f"{key}{start}", f"{key}{start - expiry}", item, start + expiry, weight, counted
+                )
+            )
     return windows
 
 
@@ -94,28 +113,44 @@ def _client() -> redis.Redis:
     return clients[pid]
 
 
-def _count(windows: list[Window]) -> list[int]:
-    """Each window's count after this request: counted ones incremented, the rest read."""
+def _increment(pipe: redis.client.Pipeline, window: Window) -> None:
+    pipe.incr(window.key)
+    # Kept through the next window too, which weighs it.
+    pipe.expireat(window.key, window.ends_at + window.item.get_expiry() + 1)
+
+
+def _count(windows: list[Window]) -> list[tuple[int, float]]:
+    """Each window's (own count, weighted count) with this request: counted windows are
+    incremented, the rest read and this request added."""
     pipe = _client().pipeline(transaction=False)
     for window in windows:
         if window.counted:
-            pipe.incr(window.key)
-            pipe.expireat(window.key, window.ends_at + 1)
+            _increment(pipe, window)
         else:
             pipe.get(window.key)
+        pipe.get(window.previous_key)
     replies = pipe.execute()
     counts, position = [], 0
     for window in windows:
-        counts.append(int(replies[position] or 0) + (0 if window.counted else 1))
+        own = int(replies[position] or 0) + (0 if window.counted else 1)
         position += 2 if window.counted else 1
+        previous = int(replies[position] or 0)
+        position += 1
+        counts.append((own, own + previous * window.previous_weight))
     return counts
+
+
+def _retry_after(window: Window, own: int, now: float) -> int:
+    """Seconds until this window's count, then the previous one, weighs little enough."""
+    expiry = window.item.get_expiry()
+    fading = expiry * max(0.0, 1 - (window.item.amount - 1) / max(own, 1))
+    return max(1, int(window.ends_at - now + fading) + 1)
 
 
 def _count_after(windows: list[Window]) -> None:
     pipe = _client().pipeline(transaction=False)
     for window in windows:
-        pipe.incr(window.key)
-        pipe.expireat(window.key, window.ends_at + 1)
+        _increment(pipe, window)
     pipe.execute()
 
 
@@ -124,17 +159,20 @@ def _limited(endpoint: str, view: Callable[..., Any], declared: list[Declared]) 
 
     @functools.wraps(view)
     def limited(*args: Any, **kwargs: Any) -> Any:
-        now = time.time()
+        now = clock()
         windows = _windows(endpoint, declared, now)
         try:
             counts = _count(windows)
         except redis.RedisError as exc:
             log.warning("rate limits not checked, Redis failed: %s", exc)
             return view(*args, **kwargs)
-        over = [w for w, n in zip(windows, counts, strict=True) if n > w.item.amount]
+        over = [
+            _retry_after(window, own, now)
+            for window, (own, weighted) in zip(windows, counts, strict=True)
+            if weighted > window.item.amount
+        ]
         if over:
-            # The reader may have to wait until the longest of the full windows ends.
-            raise TooManyRequests(retry_after=max(1, max(w.ends_at for w in over) - int(now)))
+            raise TooManyRequests(retry_after=max(over))
         response = make_response(view(*args, **kwargs))
         owed = [d for d in deferred if d.counts is not None and d.counts(response)]
         if owed:

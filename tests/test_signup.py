@@ -155,6 +155,26 @@ def test_signups_are_rate_limited_per_ip(app, client, settings_override):
     assert count_subscribers(app) == 3
 
 
+def test_a_new_minute_does_not_open_the_gate_again(app, client, settings_override, monkeypatch):
+    from mailer import rate_limits
+
+    settings_override(signup_rate_limit_ip="3 per minute")
+    import time
+
+    minute = (int(time.time()) // 60 + 1) * 60  # the next window's start (keys expire by it)
+    clock = {"now": minute + 59.0}
+    monkeypatch.setattr(rate_limits, "clock", lambda: clock["now"])
+    for n in range(3):
+        assert signup(client, f"edge{n}@example.org").status_code == 200
+    clock["now"] = minute + 61.0  # two seconds later, in the next fixed window
+    blocked = signup(client, "edge9@example.org")
+    assert blocked.status_code == 429
+    # The previous minute weighs less as it slides out: half a minute on, room again.
+    clock["now"] = minute + 60 + 40.0
+    assert signup(client, "edge10@example.org").status_code == 200
+    assert count_subscribers(app) == 4
+
+
 def test_tokens_signed_with_an_older_key_still_verify(app, settings_override):
     with app.app_context():
         old_confirm = make_confirm_token(7, "key7")
