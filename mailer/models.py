@@ -219,7 +219,9 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("digest_id", "subscriber_id"),
-        Index("ix_deliveries_digest_status", "digest_id", "status"),
+        # Claims take the lowest ids of one status: a range of this index, never a walk
+        # past the rows already sent.
+        Index("ix_deliveries_digest_status_id", "digest_id", "status", "id"),
         {"sqlite_autoincrement": True},  # ids never come back
     )
 

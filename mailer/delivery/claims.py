@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
 from mailer import jobs
 from mailer.db import db
-from mailer.delivery.rows import owed_now
+from mailer.delivery.rows import due_retrying, pending_rows
 from mailer.models import (
     Delivery,
     DeliveryStatus,
@@ -59,18 +59,12 @@ def claim_rows(claim_id: int, digest_id: int, batch_size: int) -> list[Recipient
     for readers who are not active any more. Returns the readers to send to."""
     session = db.session
     with db.transaction():
-        owed = (
-            select(Delivery.id)
-            .where(owed_now(digest_id))
-            .order_by(Delivery.id)
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        db.change(
-            update(Delivery)
-            .where(Delivery.id.in_(owed.scalar_subquery()))
-            .values(status=DeliveryStatus.CLAIMED, claim_id=claim_id)
-        )
+        # Due retries first, a tenth of the batch at most, then pending rows. Two
+        # statements, each a range of the (digest_id, status, id) index: one query with
+        # "pending OR due retrying" walked the primary key past every row already sent,
+        # so each batch cost more than the last (a million readers: 40 % of the send).
+        retried = _take(claim_id, due_retrying(digest_id), max(1, batch_size // 10))
+        _take(claim_id, pending_rows(digest_id), batch_size - retried)
         rows = session.execute(
             select(
                 Delivery.id,
@@ -92,3 +86,21 @@ def claim_rows(claim_id: int, digest_id: int, batch_size: int) -> list[Recipient
     return [
         Recipient(r[0], r[1], r[2], r[4], r[5]) for r in rows if r[3] == SubscriberStatus.ACTIVE
     ]
+
+
+def _take(claim_id: int, condition: ColumnElement[bool], limit: int) -> int:
+    """Owed rows -> claimed by this claim: the first `limit` by id that no batch holds."""
+    if limit <= 0:
+        return 0
+    owed = (
+        select(Delivery.id)
+        .where(condition)
+        .order_by(Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return db.change(
+        update(Delivery)
+        .where(Delivery.id.in_(owed.scalar_subquery()))
+        .values(status=DeliveryStatus.CLAIMED, claim_id=claim_id)
+    )

@@ -25,12 +25,21 @@ OWED = (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED, DeliveryStatus.RETRYING)
 CANCELLED_REPLY = "not sent: the digest was cancelled"
 
 
+def pending_rows(digest_id: int) -> ColumnElement[bool]:
+    return (Delivery.digest_id == digest_id) & (Delivery.status == DeliveryStatus.PENDING)
+
+
+def due_retrying(digest_id: int) -> ColumnElement[bool]:
+    return (
+        (Delivery.digest_id == digest_id)
+        & (Delivery.status == DeliveryStatus.RETRYING)
+        & (Delivery.next_attempt_at <= utcnow())
+    )
+
+
 def owed_now(digest_id: int) -> ColumnElement[bool]:
     """Rows a batch may take now: pending, or retrying and due."""
-    return (Delivery.digest_id == digest_id) & (
-        (Delivery.status == DeliveryStatus.PENDING)
-        | ((Delivery.status == DeliveryStatus.RETRYING) & (Delivery.next_attempt_at <= utcnow()))
-    )
+    return pending_rows(digest_id) | due_retrying(digest_id)
 
 
 FIRST_CHUNK = 1_000  # small, so the first mails leave within a second of the trigger
