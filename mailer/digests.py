@@ -144,7 +144,8 @@ def get_digest(digest_id: int) -> Digest:
 def progress(digest_id: int) -> dict[str, object]:
     """Status and counts of one digest, for the API and the editor's progress bar."""
     digest = get_digest(digest_id)
-    counts = delivery.status_counts(digest_id)
+    sending = digest.status == DigestStatus.SENDING
+    counts = (delivery.live_status_counts if sending else delivery.status_counts)(digest_id)
     sent = counts.get(DeliveryStatus.SENT, 0)
     end = digest.finished_at or utcnow()
     elapsed = max((end - digest.created_at).total_seconds(), 1e-6)

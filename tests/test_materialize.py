@@ -104,3 +104,31 @@ def test_two_materializers_at_once_make_each_row_once(app, monkeypatch):
     assert rows(app, digest_id) == 40
     with app.app_context():
         assert db.session.get_one(Digest, digest_id).total == 40
+
+
+def test_progress_of_a_sending_digest_reuses_a_recent_count_and_a_finished_one_counts_afresh(
+    app, monkeypatch
+):
+    import json
+
+    from sqlalchemy import update
+
+    from mailer.delivery.progress import LONGEST_REUSE
+    from mailer.redis_client import redis_client
+
+    digest_id = made_without_rows(app, monkeypatch, 5)
+    with app.app_context():
+        delivery.materialize_digest(digest_id)
+        key = f"mailer:progress:{digest_id}"
+        assert digests.progress(digest_id)["pending"] == 5
+        # A count is kept at most LONGEST_REUSE seconds (ten times its cost, here far less).
+        assert redis_client().pttl(key) <= LONGEST_REUSE * 1000
+        redis_client().set(key, json.dumps({"sent": 4, "pending": 1}), px=60_000)
+        assert (digests.progress(digest_id)["sent"], digests.progress(digest_id)["pending"]) == (
+            4,
+            1,
+        )
+        with db.transaction():
+            db.change(update(Digest).where(Digest.id == digest_id).values(status=DigestStatus.SENT))
+        finished = digests.progress(digest_id)
+        assert (finished["sent"], finished["pending"]) == (0, 5)

@@ -43,6 +43,7 @@ and a row whose fate is unknown after a crash is reported, never resent.
 """
 
 from mailer.delivery.materializer import enqueue_materialize, materialize_digest
+from mailer.delivery.progress import live_status_counts
 from mailer.delivery.recovery import reconcile_digests, recover_stale_claims
 from mailer.delivery.rows import (
     CANCELLED_REPLY,
@@ -65,6 +66,7 @@ __all__ = [
     "enqueue_materialize",
     "finish_if_done",
     "live_claims",
+    "live_status_counts",
     "materialize_digest",
     "reconcile_digests",
     "recover_stale_claims",
