@@ -230,6 +230,8 @@ def apply(import_id: int) -> dict:
     for done, chunk in enumerate(_chunks(rows), start=1):
         counts += _apply_chunk(chunk, source)
         _save(import_id, processed_rows=min(done * CHUNK, len(rows)))
+        if done & (done - 1) == 0 and done >= 2:  # after chunks 2, 4, 8, ...: sizes the
+            db.analyze(Subscriber)  # planner sees, where autovacuum may come late or never
     summary = {
         "counts": dict(counts),
         "invalid": len(errors),
