@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -219,9 +220,16 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("digest_id", "subscriber_id"),
-        # Claims take the lowest ids of one status: a range of this index, never a walk
-        # past the rows already sent.
-        Index("ix_deliveries_digest_status_id", "digest_id", "status", "id"),
+        Index("ix_deliveries_digest_status", "digest_id", "status"),
+        # Claims take the lowest pending ids from here: only rows still pending are in
+        # it, so a claim never walks past the rows already sent.
+        Index(
+            "ix_deliveries_pending",
+            "digest_id",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
         {"sqlite_autoincrement": True},  # ids never come back
     )
 

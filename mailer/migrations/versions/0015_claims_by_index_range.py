@@ -1,13 +1,13 @@
-"""Claims take the lowest ids of one status from one index range.
+"""Claims take the lowest pending ids from an index of the pending rows only.
 
-The old (digest_id, status) index could not give rows in id order, so a claim walked
-the primary key past every row already sent; at a million readers that was 40 % of
-the send.
+With the (digest_id, status) index alone, a claim walked the primary key past every
+row already sent, or sorted every pending row: at a million readers, 0.3 s a claim.
 
 Revision ID: 0015
 Revises: 0014
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
@@ -15,14 +15,18 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
+PENDING = sa.text("status = 'pending'")
+
 
 def upgrade() -> None:
-    with op.batch_alter_table("deliveries") as batch_op:
-        batch_op.create_index("ix_deliveries_digest_status_id", ["digest_id", "status", "id"])
-        batch_op.drop_index("ix_deliveries_digest_status")
+    op.create_index(
+        "ix_deliveries_pending",
+        "deliveries",
+        ["digest_id", "id"],
+        postgresql_where=PENDING,
+        sqlite_where=PENDING,
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("deliveries") as batch_op:
-        batch_op.create_index("ix_deliveries_digest_status", ["digest_id", "status"])
-        batch_op.drop_index("ix_deliveries_digest_status_id")
+    op.drop_index("ix_deliveries_pending", table_name="deliveries")
