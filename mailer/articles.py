@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import nh3
+from flask import current_app
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -17,7 +18,7 @@ from mailer.errors import InvalidInput
 from mailer.models import Article, utcnow
 from mailer.summaries import MAX_HTML_DEPTH, html_depth
 
-FIELDS = {"title", "url", "summary", "body_html", "author", "published_at", "guid"}
+FIELDS = {"title", "url", "summary", "body_html", "author", "published_at", "guid", "section"}
 LIMITS = {"title": 500, "url": 2000, "summary": 5000, "author": 200, "guid": 500}
 MAX_BODY_HTML = 500_000
 
@@ -46,6 +47,7 @@ class ArticleInput:
     author: str | None = None
     published_at: datetime | None = None
     guid: str | None = None
+    section: str | None = None  # a slug of MAILER_SECTIONS; None: the front page
 
 
 def sanitize_html(html: str) -> str:
@@ -133,7 +135,19 @@ def parse_article(data: object) -> ArticleInput:
         author=_text(data, "author"),
         published_at=_published_at(data.get("published_at")),
         guid=_text(data, "guid"),
+        section=_section(data.get("section")),
     )
+
+
+def _section(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    slugs = [slug for slug, _name in current_app.config["MAILER"].sections]
+    if not isinstance(value, str) or value not in slugs:
+        shown = repr(value)[:60] if isinstance(value, str) else "that value"
+        known = ", ".join(slugs) if slugs else "none are set up (MAILER_SECTIONS)"
+        raise InvalidInput(f"'section' must be one of the sections: {known}; not {shown}.")
+    return value
 
 
 def _existing(article: ArticleInput) -> Article | None:
@@ -155,6 +169,7 @@ def accept_article(article: ArticleInput, *, source: str) -> tuple[Article, bool
                 title=article.title,
                 url=article.url,
                 guid=article.guid,
+                section=article.section,
                 summary=article.summary,
                 body_html=article.body_html,
                 author=article.author,

@@ -55,6 +55,31 @@ def _words(_name: str, raw: str) -> tuple[str, ...]:
     return tuple(raw.replace(",", " ").split())
 
 
+SECTION_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+
+
+def _sections(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """`politics:Politics,world:World news`: a slug (what the API and links use) and the
+    name readers see, in the order readers see them."""
+    sections: list[tuple[str, str]] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        slug, _, title = part.partition(":")
+        slug, title = slug.strip(), title.strip() or slug.strip()
+        if not SECTION_SLUG.fullmatch(slug):
+            raise ConfigError(
+                f"{name}: {slug!r} is not a section slug (lowercase letters, digits and "
+                "hyphens, at most 40)"
+            )
+        if any(slug == known for known, _title in sections):
+            raise ConfigError(f"{name}: the section {slug!r} is named twice")
+        if len(title) > 60:
+            raise ConfigError(f"{name}: the name of {slug!r} is longer than 60 characters")
+        sections.append((slug, title))
+    return tuple(sections)
+
+
 def normalize_database_url(url: str) -> str:
     """Point plain postgresql:// URLs at psycopg 3, the driver we install."""
     for prefix in ("postgresql://", "postgres://"):
@@ -121,6 +146,8 @@ class Settings:
     archive: bool = True
     welcome_mail: bool = True
     embed_origins: tuple[str, ...] = ()
+    # (slug, name) pairs; none: every article is front page, as before sections.
+    sections: tuple[tuple[str, str], ...] = ()
 
     @property
     def development(self) -> bool:
@@ -210,6 +237,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "MAILER_ARCHIVE": ("archive", _bool),
     "MAILER_WELCOME_MAIL": ("welcome_mail", _bool),
     "MAILER_EMBED_ORIGINS": ("embed_origins", _words),
+    "MAILER_SECTIONS": ("sections", _sections),
 }
 
 

@@ -166,6 +166,8 @@ class Article(IdsNeverReused, Base):
     digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True)
     # Where an editor put it in the next digest (lower first); None: newest first, after.
     position: Mapped[int | None] = mapped_column(Integer)
+    # A slug of MAILER_SECTIONS; None: the front page, for every reader.
+    section: Mapped[str | None] = mapped_column(String(40))
 
 
 class DigestStatus(enum.StrEnum):

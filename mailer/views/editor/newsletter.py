@@ -51,12 +51,14 @@ def article_list():
         "editor/articles.html",
         waiting=articles.waiting_articles(),
         sent=articles.recently_sent(),
+        sections=dict(current_app.config["MAILER"].sections),
     )
 
 
 @bp.post("/articles")
 def article_add():
-    data = {k: request.form.get(k, "").strip() or None for k in ("title", "url", "summary")}
+    fields = ("title", "url", "summary", "section")
+    data = {k: request.form.get(k, "").strip() or None for k in fields}
     try:
         _article, created = articles.accept_article(
             articles.parse_article(data), source=f"editor:{g.editor.email}"

@@ -1,0 +1,106 @@
+"""Sections: set up by MAILER_SECTIONS, carried by articles (the API and the console)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer.api_tokens import create_api_token
+from mailer.config import ConfigError, load_settings
+from mailer.db import db
+from mailer.models import Article
+from tests.conftest import SECRET
+from tests.helpers import csrf_token
+
+SECTIONS = (("politics", "Politics"), ("world", "World news"), ("sport", "Sport"))
+
+
+def settings_with(raw: str):
+    return load_settings(
+        environ={"MAILER_SECRET_KEY": SECRET, "MAILER_SECTIONS": raw},
+    )
+
+
+def test_sections_are_read_in_order_with_their_names():
+    assert settings_with("politics:Politics, world:World news,sport").sections == (
+        ("politics", "Politics"),
+        ("world", "World news"),
+        ("sport", "sport"),
+    )
+    assert settings_with("").sections == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "complaint"),
+    [
+        ("Politics:Politics", "not a section slug"),
+        ("politics:A,politics:B", "named twice"),
+        ("world:" + "W" * 61, "longer than 60"),
+        ("with space:Name", "not a section slug"),
+    ],
+)
+def test_a_malformed_section_list_names_the_setting(raw, complaint):
+    with pytest.raises(ConfigError, match=complaint) as error:
+        settings_with(raw)
+    assert "MAILER_SECTIONS" in str(error.value)
+
+
+def articles_by_url(app) -> dict[str, str | None]:
+    with app.app_context():
+        return dict(db.session.execute(select(Article.url, Article.section)).all())
+
+
+def test_the_api_files_an_article_under_a_known_section_or_the_front_page(
+    app, client, settings_override
+):
+    settings_override(sections=SECTIONS)
+    with app.app_context():
+        headers = {"Authorization": f"Bearer {create_api_token('site')}"}
+    for url, section in (
+        ("https://news.example.org/vote", "politics"),
+        ("https://news.example.org/all", None),
+    ):
+        body = {"title": "An article", "url": url, **({"section": section} if section else {})}
+        assert client.post("/api/articles", json=body, headers=headers).status_code == 201
+    refused = client.post(
+        "/api/articles",
+        json={"title": "Gardening", "url": "https://news.example.org/garden", "section": "garden"},
+        headers=headers,
+    )
+    assert refused.status_code == 400
+    assert "politics, world, sport" in refused.get_json()["error"]
+    assert articles_by_url(app) == {
+        "https://news.example.org/vote": "politics",
+        "https://news.example.org/all": None,
+    }
+
+
+def test_without_sections_set_up_a_section_is_refused_and_nothing_stored(app, client):
+    with app.app_context():
+        headers = {"Authorization": f"Bearer {create_api_token('site')}"}
+    refused = client.post(
+        "/api/articles",
+        json={"title": "Vote", "url": "https://news.example.org/vote", "section": "politics"},
+        headers=headers,
+    )
+    assert refused.status_code == 400
+    assert "MAILER_SECTIONS" in refused.get_json()["error"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Article)) == 0
+
+
+def test_an_editor_picks_a_section_and_sees_it_in_the_queue(app, console, settings_override):
+    settings_override(sections=SECTIONS)
+    page = console.get("/editor/articles").get_data(as_text=True)
+    assert '<option value="world">World news</option>' in page
+    console.post(
+        "/editor/articles",
+        data={
+            "csrf_token": csrf_token(console, "/editor/articles"),
+            "title": "Abroad",
+            "url": "https://news.example.org/abroad",
+            "section": "world",
+        },
+    )
+    assert articles_by_url(app) == {"https://news.example.org/abroad": "world"}
+    assert "<td>World news</td>" in console.get("/editor/articles").get_data(as_text=True)
