@@ -49,8 +49,8 @@ def reconcile() -> dict[str, int]:
 
 
 @shared_task(name=jobs.SEND_BATCH)
-def send_batch(digest_id: int) -> dict[str, object]:
-    result = delivery.send_batch(digest_id)
+def send_batch(digest_id: int, from_id: int | None = None) -> dict[str, object]:
+    result = delivery.send_batch(digest_id, from_id)
     if result.retry_in is not None:
         delivery.schedule_retry(digest_id, result.retry_in)
     return {"claimed": result.claimed, "sent": result.sent, "failed": result.failed}

@@ -54,17 +54,25 @@ def open_claim(digest_id: int) -> int | None:
         return claim.id
 
 
-def claim_rows(claim_id: int, digest_id: int, batch_size: int) -> list[Recipient]:
+def claim_rows(
+    claim_id: int, digest_id: int, batch_size: int, from_id: int | None = None
+) -> list[Recipient]:
     """pending / due retrying -> claimed, up to batch_size rows; and claimed -> skipped
-    for readers who are not active any more. Returns the readers to send to."""
+    for readers who are not active any more. Returns the readers to send to.
+
+    Due retries come first (a tenth of the batch at most), then pending rows, lowest ids
+    first: from `from_id` on when the task was given where its rows start, then from
+    anywhere if that did not fill the batch. Without the hint PostgreSQL walks the
+    primary key past every row already sent (its statistics cannot know that the
+    pending rows are the highest ids): at a million readers, 0.3 s a claim by the end.
+    """
     session = db.session
     with db.transaction():
-        # Due retries first, a tenth of the batch at most, then pending rows. Two
-        # statements, each a range of the (digest_id, status, id) index: one query with
-        # "pending OR due retrying" walked the primary key past every row already sent,
-        # so each batch cost more than the last (a million readers: 40 % of the send).
         retried = _take(claim_id, due_retrying(digest_id), max(1, batch_size // 10))
-        _take(claim_id, pending_rows(digest_id), batch_size - retried)
+        wanted = batch_size - retried
+        if from_id is not None:
+            wanted -= _take(claim_id, pending_rows(digest_id) & (Delivery.id >= from_id), wanted)
+        _take(claim_id, pending_rows(digest_id), wanted)
         rows = session.execute(
             select(
                 Delivery.id,

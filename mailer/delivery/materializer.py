@@ -37,7 +37,7 @@ def materialize_digest(digest_id: int) -> int:
     while True:
         chunk = materialize_next(digest_id)
         if chunk.rows:
-            enqueue_batches(digest_id, chunk.rows)
+            enqueue_batches(digest_id, chunk.rows, first_id=chunk.first_id)
             made += chunk.rows
         if made >= analyze_at:
             db.analyze(Delivery)

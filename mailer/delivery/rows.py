@@ -49,6 +49,7 @@ FIRST_CHUNK = 1_000  # small, so the first mails leave within a second of the tr
 class Chunk:
     rows: int  # delivery rows made by this chunk
     done: bool  # every active reader has a row now (or the digest was cancelled)
+    first_id: int | None = None  # the lowest delivery id made by this chunk
 
 
 def materialize_chunk(digest_id: int) -> Chunk:
@@ -68,7 +69,7 @@ def materialize_chunk(digest_id: int) -> Chunk:
         size = FIRST_CHUNK if start == 0 else MATERIALIZE_CHUNK
         end = start + size
         done = digest.cancelled_at is not None or highest is None or end >= highest
-        rows = 0
+        rows, first_id = 0, None
         if digest.cancelled_at is None and highest is not None and start < highest:
             readers = select(
                 literal(digest_id), Subscriber.id, literal(DeliveryStatus.PENDING.value), literal(0)
@@ -84,15 +85,14 @@ def materialize_chunk(digest_id: int) -> Chunk:
                 .on_conflict_do_nothing()
             )
             # Counted, not taken from rowcount: drivers may give -1 for INSERT ... SELECT.
-            rows = db.count(
-                select(func.count())
-                .select_from(Delivery)
-                .where(
+            made = session.execute(
+                select(func.count(), func.min(Delivery.id)).where(
                     Delivery.digest_id == digest_id,
                     Delivery.subscriber_id > start,
                     Delivery.subscriber_id <= end,
                 )
-            )
+            ).one()
+            rows, first_id = made[0], made[1]
         taken = db.change(
             update(Digest)
             .where(Digest.id == digest_id, Digest.materialized_up_to == start)
@@ -105,7 +105,7 @@ def materialize_chunk(digest_id: int) -> Chunk:
         )
         if not taken:  # another materializer made this range first: ours is undone
             raise _RangeTaken
-    return Chunk(rows, done)
+    return Chunk(rows, done, first_id)
 
 
 class _RangeTaken(Exception):

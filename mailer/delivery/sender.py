@@ -36,11 +36,18 @@ class BatchResult:
     retry_in: float | None  # seconds until the earliest retry is due
 
 
-def enqueue_batches(digest_id: int, rows: int) -> None:
-    """Fans out enough batch tasks for `rows` deliveries; extra tasks find nothing and end."""
+def enqueue_batches(digest_id: int, rows: int, *, first_id: int | None = None) -> None:
+    """Fans out enough batch tasks for `rows` deliveries; extra tasks find nothing and end.
+
+    Rows just made (ids from `first_id` on) give each task where its rows start: a hint
+    that keeps each claim to its own rows (see claims.claim_rows).
+    """
     batch_size = current_app.config["MAILER"].send_batch_size
-    for _ in range(-(-rows // batch_size)):
-        jobs.enqueue(jobs.SEND_BATCH, digest_id)
+    for n in range(-(-rows // batch_size)):
+        if first_id is None:
+            jobs.enqueue(jobs.SEND_BATCH, digest_id)
+        else:
+            jobs.enqueue(jobs.SEND_BATCH, digest_id, first_id + n * batch_size)
 
 
 def schedule_retry(digest_id: int, countdown: float) -> None:
@@ -70,15 +77,16 @@ class DigestCopies:
         return self.newsletter.copy_for(recipient.email, reader, message_id, bounces_for)
 
 
-def send_batch(digest_id: int) -> BatchResult:
-    """Claims one batch of a digest's owed deliveries and sends them."""
+def send_batch(digest_id: int, from_id: int | None = None) -> BatchResult:
+    """Claims one batch of a digest's owed deliveries (from `from_id` on, if there are
+    enough there) and sends them."""
     settings: Settings = current_app.config["MAILER"]
     claim_id = open_claim(digest_id)
     if claim_id is None:
         return BatchResult(0, 0, 0, 0, None)
     journal = Journal(redis_client(), claim_id)
     journal.open()
-    recipients = claim_rows(claim_id, digest_id, settings.send_batch_size)
+    recipients = claim_rows(claim_id, digest_id, settings.send_batch_size, from_id)
     ledger = Ledger(claim_id, digest_id, settings)
     if recipients:
         copies = DigestCopies(settings, db.session.get_one(Digest, digest_id))
