@@ -184,3 +184,18 @@ def test_the_ledger_records_each_answer_of_the_relay(app, digest_without_workers
     )
     assert any(reply.startswith("550") for reply in replies)
     assert any(reply.startswith("450") for reply in replies)
+
+
+def test_a_batch_told_where_its_rows_start_claims_from_there_then_from_anywhere(
+    app, digest_without_workers
+):
+    digest_id = digest_without_workers(10)
+    with app.app_context():
+        ids = sorted(db.session.scalars(select(Delivery.id).where(Delivery.digest_id == digest_id)))
+        first = open_claim(digest_id)
+        assert [r.delivery_id for r in claim_rows(first, digest_id, 4, ids[6])] == ids[6:10]
+        # Fewer than a batch left from its start: the rest comes from the lowest ids.
+        second = open_claim(digest_id)
+        assert [r.delivery_id for r in claim_rows(second, digest_id, 4, ids[8])] == ids[:4]
+        third = open_claim(digest_id)
+        assert [r.delivery_id for r in claim_rows(third, digest_id, 4)] == ids[4:6]
