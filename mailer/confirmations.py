@@ -63,19 +63,22 @@ def _free(stale_before: datetime) -> ColumnElement[bool]:
     )
 
 
-def confirmations_owed() -> list[int]:
-    """Pending readers whose confirmation is neither sent nor being sent, a while after it
-    was requested (until then, the task queued at signup has it)."""
+def confirmations_owed(limit: int) -> list[int]:
+    """Up to `limit` pending readers whose confirmation is neither sent nor being sent, a
+    while after it was requested (until then, the drain has it), oldest first."""
     max_age = timedelta(days=current_app.config["MAILER"].confirm_max_age_days)
     stale_before = _stale_before()
     return list(
         db.session.scalars(
-            select(Subscriber.id).where(
+            select(Subscriber.id)
+            .where(
                 _owed(),
                 _free(stale_before),
                 Subscriber.confirmation_requested_at < stale_before,
                 Subscriber.confirmation_requested_at > utcnow() - max_age,
             )
+            .order_by(Subscriber.confirmation_requested_at)
+            .limit(limit)
         )
     )
 

@@ -42,15 +42,17 @@ def _free(stale_before: datetime) -> ColumnElement[bool]:
     )
 
 
-def welcomes_owed() -> list[int]:
+def welcomes_owed(limit: int) -> list[int]:
+    """Up to `limit` readers whose welcome is owed and nobody is sending, oldest first."""
     if not current_app.config["MAILER"].welcome_mail:
         return []
     stale_before = _stale_before()
     return list(
         db.session.scalars(
-            select(Subscriber.id).where(
-                _owed(), _free(stale_before), Subscriber.confirmed_at < stale_before
-            )
+            select(Subscriber.id)
+            .where(_owed(), _free(stale_before), Subscriber.confirmed_at < stale_before)
+            .order_by(Subscriber.confirmed_at)
+            .limit(limit)
         )
     )
 

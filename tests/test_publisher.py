@@ -193,7 +193,7 @@ def test_no_welcome_when_turned_off_or_for_imported_readers(app, monkeypatch, se
         subscriber_id = db.session.scalar(select(Subscriber.id))
         settings_override(welcome_mail=False)
         assert send_welcome(subscriber_id) == "off"
-        assert welcomes_owed() == []
+        assert welcomes_owed(10) == []
     del reader
 
 
@@ -203,3 +203,29 @@ def test_a_summary_keeps_its_paragraphs():
 
     article = A(body_html="<p>The invasion.</p><p>In November, talks.</p>", summary=None)
     assert summary_of(article) == "The invasion.\n\nIn November, talks."
+
+
+def test_the_reconciler_queues_owed_welcomes_a_bounded_number_at_a_time_oldest_first(
+    app, monkeypatch
+):
+    from datetime import timedelta
+
+    from mailer import jobs, reconciler
+
+    emails = add_readers(app, "owed", 5, SubscriberStatus.ACTIVE)
+    with app.app_context():
+        for age, email in enumerate(emails):  # owed0 confirmed last, owed4 first
+            db.session.execute(
+                update(Subscriber)
+                .where(Subscriber.email == email)
+                .values(confirmed_at=utcnow() - timedelta(hours=1, minutes=age))
+            )
+        db.session.commit()
+        ids = dict(db.session.execute(select(Subscriber.email, Subscriber.id)).all())
+    queued: list[tuple] = []
+    monkeypatch.setattr(jobs, "enqueue", lambda *args: queued.append(args) or True)
+    monkeypatch.setattr(reconciler, "REQUEUE_LIMIT", 2)
+    with app.app_context():
+        assert reconciler.reconcile()["welcomes"] == 2
+    welcomes = [args[1] for args in queued if args[0] == jobs.SEND_WELCOME]
+    assert welcomes == [ids["owed4@example.org"], ids["owed3@example.org"]]

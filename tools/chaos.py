@@ -108,10 +108,11 @@ def seed(app, readers: int) -> str:
         with db.engine.begin() as connection:
             connection.execute(
                 text(
+                    # Readers of long standing: welcomed already, as imported ones are.
                     "INSERT INTO subscribers (email, email_key, status, created_at, confirmed_at,"
-                    " link_key, legacy_links) SELECT 'c' || n || '@example.org',"
-                    " 'c' || n || '@example.org', 'active', now(), now(), md5(random()::text),"
-                    " false FROM generate_series(1, :n) AS n"
+                    " welcome_sent_at, link_key, legacy_links) SELECT 'c' || n || '@example.org',"
+                    " 'c' || n || '@example.org', 'active', now(), now(), now(),"
+                    " md5(random()::text), false FROM generate_series(1, :n) AS n"
                 ),
                 {"n": readers},
             )
