@@ -22,13 +22,13 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench.services import _children, _connects, _wait, database_url, free_port, python_sink
+from bench.services import _children, _connects, database_url, free_port, python_sink
 from mailer import create_app, digests, emails
 from mailer.config import load_settings
 from mailer.emails.message import PreparedMessage, newsletter_headers
 from mailer.migrate import upgrade
 from mailer.models import Base
-from tools.stack import Stack
+from tools.stack import Stack, wait_for
 
 ARTICLES = 10
 SUMMARY = (
@@ -64,7 +64,7 @@ class ShippedStack:
             )
         else:
             self.sink = python_sink(self.sink_port)
-        _wait(lambda: _connects(self.sink_port), "smtp-sink")
+        wait_for(lambda: _connects(self.sink_port), "smtp-sink")
         self.settings = {
             "MAILER_ENV": "production",
             "MAILER_DATABASE_URL": self.database_url,
@@ -121,7 +121,7 @@ class ShippedStack:
             self.api("POST", "/api/articles", article)
         assert self.stack is not None
         # Accepted articles are queued; the worker makes them ready for the next digest.
-        _wait(lambda: self.waiting_articles() == ARTICLES, "the articles", timeout=60)
+        wait_for(lambda: self.waiting_articles() == ARTICLES, "the articles", timeout=60)
 
     def waiting_articles(self) -> int:
         return int(

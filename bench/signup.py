@@ -15,8 +15,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.services import ROOT, _connects, _wait, free_port
+from bench.services import ROOT, _connects, free_port
 from bench.shipped import ShippedStack
+from tools.stack import wait_for
 
 WRK_SCRIPT = r"""
 local counter = 0
@@ -121,7 +122,7 @@ def signup_benchmark(shipped: ShippedStack, seconds: int = 10) -> dict:
                 stderr=subprocess.STDOUT,
             )
             try:
-                _wait(lambda p=port: _connects(p), "gunicorn", timeout=30)
+                wait_for(lambda p=port: _connects(p), "gunicorn", timeout=30)
                 base = f"http://127.0.0.1:{port}"
                 result = run_wrk(base + "/subscribe", _session_headers(base), seconds)
                 if result.non_2xx:
