@@ -424,7 +424,9 @@ class Worker:
         )
         celery = app.extensions["celery"]
         wait_until(
-            lambda: self.process.poll() is None and bool(celery.control.ping(timeout=0.5)),
+            lambda: (
+                self.process.poll() is None and bool(celery.control.ping(timeout=0.5, limit=1))
+            ),  # back at the first reply
             timeout=30,
             message=f"celery worker did not start; see {self.log_path}",
         )
@@ -455,7 +457,8 @@ def worker(app, environment: dict[str, str], tmp_path_factory: pytest.TempPathFa
     process = Worker(environment, tmp_path_factory.mktemp("worker") / "worker.log")
     process.start(app)
     yield process
-    process.stop()
+    # At the session's end nothing waits for the worker: a SIGKILL saves its 2 s shutdown.
+    process.kill()
 
 
 @pytest.fixture
