@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mailer import emails
 from mailer.db import db
@@ -44,17 +44,8 @@ def enabled() -> bool:
 def listing(page: int = 1) -> ArchivePage:
     if not enabled():
         raise NotFound("There is no archive.")
-    total = db.count(select(func.count()).select_from(Digest).where(*ARCHIVED))
-    pages = max(1, -(-total // PER_PAGE))
-    page = min(max(page, 1), pages)
-    digests = db.session.scalars(
-        select(Digest)
-        .where(*ARCHIVED)
-        .order_by(Digest.id.desc())
-        .offset((page - 1) * PER_PAGE)
-        .limit(PER_PAGE)
-    )
-    return ArchivePage(list(digests), page, pages)
+    digests, _total, page, pages = db.newest_page(Digest, list(ARCHIVED), page, PER_PAGE)
+    return ArchivePage(digests, page, pages)
 
 
 def archived_digest(digest_id: int) -> Digest:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from flask import Flask, current_app, g
-from sqlalchemy import CursorResult, Delete, Select, Update, create_engine, event
+from sqlalchemy import CursorResult, Delete, Select, Update, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -73,6 +73,23 @@ class Database:
         """
         options = statement.execution_options(synchronize_session=False)
         return cast(CursorResult[Any], self.session.execute(options)).rowcount
+
+    def newest_page(
+        self, model: Any, conditions: list[Any], page: int, per_page: int
+    ) -> tuple[list[Any], int, int, int]:
+        """One page of `model`'s rows that meet `conditions`, highest id first:
+        (rows, total, the page asked for within 1..pages, pages)."""
+        total = self.count(select(func.count()).select_from(model).where(*conditions))
+        pages = max(1, -(-total // per_page))
+        page = min(max(page, 1), pages)
+        rows = self.session.scalars(
+            select(model)
+            .where(*conditions)
+            .order_by(model.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+        return list(rows), total, page, pages
 
     def analyze(self, model: type) -> None:
         """Fresh planner statistics for a table that just grew (PostgreSQL; a no-op elsewhere).

@@ -45,17 +45,8 @@ def search(query: str = "", status: str = "", page: int = 1) -> Page:
         conditions.append(Subscriber.email_key.contains(query.strip().lower(), autoescape=True))
     if status:
         conditions.append(Subscriber.status == status)
-    total = db.count(select(func.count()).select_from(Subscriber).where(*conditions))
-    pages = max(1, -(-total // PER_PAGE))
-    page = min(max(page, 1), pages)
-    readers = db.session.scalars(
-        select(Subscriber)
-        .where(*conditions)
-        .order_by(Subscriber.id.desc())
-        .offset((page - 1) * PER_PAGE)
-        .limit(PER_PAGE)
-    )
-    return Page(list(readers), total, page, pages)
+    readers, total, page, pages = db.newest_page(Subscriber, conditions, page, PER_PAGE)
+    return Page(readers, total, page, pages)
 
 
 @dataclass(frozen=True)
