@@ -80,6 +80,15 @@ def _sections(name: str, raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(sections)
 
 
+def _feed_sections(_name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    """`politics=https://example.com/politics.rss world=https://...`: checked in
+    load_settings against MAILER_SECTIONS and MAILER_FEEDS."""
+    return tuple(
+        (slug.strip(), url.strip())
+        for slug, _, url in (pair.partition("=") for pair in raw.replace(",", " ").split())
+    )
+
+
 def normalize_database_url(url: str) -> str:
     """Point plain postgresql:// URLs at psycopg 3, the driver we install."""
     for prefix in ("postgresql://", "postgres://"):
@@ -148,6 +157,8 @@ class Settings:
     embed_origins: tuple[str, ...] = ()
     # (slug, name) pairs; none: every article is front page, as before sections.
     sections: tuple[tuple[str, str], ...] = ()
+    # (section slug, feed URL): every article of that feed is filed under the section.
+    feed_sections: tuple[tuple[str, str], ...] = ()
 
     @property
     def development(self) -> bool:
@@ -238,6 +249,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "MAILER_WELCOME_MAIL": ("welcome_mail", _bool),
     "MAILER_EMBED_ORIGINS": ("embed_origins", _words),
     "MAILER_SECTIONS": ("sections", _sections),
+    "MAILER_FEED_SECTIONS": ("feed_sections", _feed_sections),
 }
 
 
@@ -302,6 +314,12 @@ def validate(settings: Settings) -> None:
     for url in settings.feeds:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"MAILER_FEEDS: {url!r} is not an http:// or https:// URL.")
+    slugs = {slug for slug, _name in settings.sections}
+    for slug, url in settings.feed_sections:
+        if slug not in slugs:
+            raise ConfigError(f"MAILER_FEED_SECTIONS: {slug!r} is not one of MAILER_SECTIONS.")
+        if url not in settings.feeds:
+            raise ConfigError(f"MAILER_FEED_SECTIONS: {url!r} is not one of MAILER_FEEDS.")
     if settings.feed_interval_minutes < 1 or settings.feed_timeout < 1:
         raise ConfigError(
             "MAILER_FEED_INTERVAL_MINUTES and MAILER_FEED_TIMEOUT must be at least 1."

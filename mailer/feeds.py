@@ -215,9 +215,10 @@ def poll_feed(url: str) -> int:
         raise
     created = 0
     oldest = utcnow() - FIRST_POLL_WINDOW
+    section = dict((u, slug) for slug, u in current_app.config["MAILER"].feed_sections).get(url)
     for payload in payloads:
         try:
-            article = articles.parse_article(payload)
+            article = articles.parse_article({**payload, "section": section})
         except InvalidInput as exc:
             log.info("feed %s: entry skipped: %s", url, exc.message)
             continue

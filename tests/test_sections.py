@@ -104,3 +104,45 @@ def test_an_editor_picks_a_section_and_sees_it_in_the_queue(app, console, settin
     )
     assert articles_by_url(app) == {"https://news.example.org/abroad": "world"}
     assert "<td>World news</td>" in console.get("/editor/articles").get_data(as_text=True)
+
+
+def test_a_feed_set_to_a_section_files_its_articles_there(app, settings_override):
+    from datetime import timedelta
+
+    from mailer.feeds import poll_feeds
+    from tests.test_feeds import FeedServer, item, rss
+
+    server = FeedServer()
+    try:
+        politics, everything = server.url + "/politics", server.url + "/all"
+        server.routes["/politics"] = (200, rss(item(1)), 0.0)
+        server.routes["/all"] = (200, rss(item(2, age=timedelta(hours=2))), 0.0)
+        settings_override(
+            sections=SECTIONS, feeds=(politics, everything), feed_sections=(("politics", politics),)
+        )
+        with app.app_context():
+            assert poll_feeds() == {politics: 1, everything: 1}
+    finally:
+        server.close()
+    with app.app_context():
+        filed = dict(db.session.execute(select(Article.source, Article.section)).all())
+    assert filed == {f"feed:{politics}": "politics", f"feed:{everything}": None}
+
+
+@pytest.mark.parametrize(
+    ("feed_sections", "complaint"),
+    [
+        ("garden=https://news.example.org/feed", "not one of MAILER_SECTIONS"),
+        ("politics=https://news.example.org/other", "not one of MAILER_FEEDS"),
+    ],
+)
+def test_a_feed_section_must_name_a_known_section_and_feed(feed_sections, complaint):
+    with pytest.raises(ConfigError, match=complaint):
+        load_settings(
+            environ={
+                "MAILER_SECRET_KEY": SECRET,
+                "MAILER_SECTIONS": "politics:Politics",
+                "MAILER_FEEDS": "https://news.example.org/feed",
+                "MAILER_FEED_SECTIONS": feed_sections,
+            }
+        )
