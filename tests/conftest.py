@@ -396,6 +396,7 @@ class Worker:
 
     def start(self, app) -> None:
         env = {**os.environ, **self.environment, "PYTHONUNBUFFERED": "1"}
+        self.node = f"test-{os.getpid()}-{id(self)}@{socket.gethostname()}"
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - kept open while the worker runs
         self.process = subprocess.Popen(
             [
@@ -414,7 +415,7 @@ class Worker:
                 "--without-mingle",
                 "--without-gossip",
                 "--hostname",
-                f"test-{os.getpid()}-{id(self)}@%h",
+                self.node,
             ],
             cwd=ROOT,
             env=env,
@@ -424,9 +425,11 @@ class Worker:
         )
         celery = app.extensions["celery"]
         wait_until(
+            # This worker's own reply (another worker may answer first), taken as it comes.
             lambda: (
-                self.process.poll() is None and bool(celery.control.ping(timeout=0.5, limit=1))
-            ),  # back at the first reply
+                self.process.poll() is None
+                and bool(celery.control.ping(destination=[self.node], timeout=0.5, limit=1))
+            ),
             timeout=30,
             message=f"celery worker did not start; see {self.log_path}",
         )
