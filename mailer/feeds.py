@@ -215,7 +215,7 @@ def poll_feed(url: str) -> int:
         raise
     created = 0
     oldest = utcnow() - FIRST_POLL_WINDOW
-    section = dict((u, slug) for slug, u in current_app.config["MAILER"].feed_sections).get(url)
+    section = {u: slug for slug, u in current_app.config["MAILER"].feed_sections}.get(url)
     for payload in payloads:
         try:
             article = articles.parse_article({**payload, "section": section})

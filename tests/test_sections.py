@@ -45,44 +45,34 @@ def test_a_malformed_section_list_names_the_setting(raw, complaint):
     assert "MAILER_SECTIONS" in str(error.value)
 
 
+@pytest.fixture
+def post_article(app, client):
+    """Posts an article through the API as the site does, with a live token."""
+    with app.app_context():
+        headers = {"Authorization": f"Bearer {create_api_token('site')}"}
+    return lambda **body: client.post("/api/articles", json=body, headers=headers)
+
+
 def articles_by_url(app) -> dict[str, str | None]:
     with app.app_context():
         return dict(db.session.execute(select(Article.url, Article.section)).all())
 
 
 def test_the_api_files_an_article_under_a_known_section_or_the_front_page(
-    app, client, settings_override
+    app, post_article, settings_override
 ):
     settings_override(sections=SECTIONS)
-    with app.app_context():
-        headers = {"Authorization": f"Bearer {create_api_token('site')}"}
-    for url, section in (
-        ("https://news.example.org/vote", "politics"),
-        ("https://news.example.org/all", None),
-    ):
-        body = {"title": "An article", "url": url, **({"section": section} if section else {})}
-        assert client.post("/api/articles", json=body, headers=headers).status_code == 201
-    refused = client.post(
-        "/api/articles",
-        json={"title": "Gardening", "url": "https://news.example.org/garden", "section": "garden"},
-        headers=headers,
-    )
+    vote, everyone = "https://news.example.org/vote", "https://news.example.org/all"
+    assert post_article(title="Vote", url=vote, section="politics").status_code == 201
+    assert post_article(title="All", url=everyone).status_code == 201
+    refused = post_article(title="Garden", url="https://news.example.org/garden", section="garden")
     assert refused.status_code == 400
     assert "politics, world, sport" in refused.get_json()["error"]
-    assert articles_by_url(app) == {
-        "https://news.example.org/vote": "politics",
-        "https://news.example.org/all": None,
-    }
+    assert articles_by_url(app) == {vote: "politics", everyone: None}
 
 
-def test_without_sections_set_up_a_section_is_refused_and_nothing_stored(app, client):
-    with app.app_context():
-        headers = {"Authorization": f"Bearer {create_api_token('site')}"}
-    refused = client.post(
-        "/api/articles",
-        json={"title": "Vote", "url": "https://news.example.org/vote", "section": "politics"},
-        headers=headers,
-    )
+def test_without_sections_set_up_a_section_is_refused_and_nothing_stored(app, post_article):
+    refused = post_article(title="Vote", url="https://news.example.org/vote", section="politics")
     assert refused.status_code == 400
     assert "MAILER_SECTIONS" in refused.get_json()["error"]
     with app.app_context():
