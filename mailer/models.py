@@ -4,82 +4,25 @@ from __future__ import annotations
 
 import enum
 import secrets
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
-    Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
+# The base and column types live in mailer.columns; utcnow is used everywhere from here.
+from mailer.columns import NAMING, Base, IdsNeverReused, UTCDateTime, enum_column, utcnow
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator):
-    """Aware UTC datetimes on every database (SQLite drops the zone otherwise)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; use mailer.models.utcnow()")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-
-
-class IdsNeverReused:
-    """SQLite gives the largest id again after a delete unless the table says AUTOINCREMENT;
-    ids here never come back, because links, logs and journals name them."""
-
-    @declared_attr.directive
-    def __table_args__(cls) -> dict[str, object]:
-        return {"sqlite_autoincrement": True}
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    """Stored as a short string with a CHECK constraint, the same on SQLite and PostgreSQL."""
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=20,
-        values_callable=lambda e: [m.value for m in e],
-    )
+__all__ = ["NAMING", "Base", "UTCDateTime", "utcnow"]
 
 
 def new_link_key() -> str:
@@ -93,6 +36,16 @@ class SubscriberStatus(enum.StrEnum):
     BOUNCED = "bounced"  # the address does not take mail: never mailed again
 
 
+class Frequency(enum.StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+    @property
+    def sending_slot(self) -> int:
+        # A daily and a weekly run may send at once; two runs of one frequency never.
+        return 1 if self is Frequency.DAILY else 2
+
+
 class Subscriber(IdsNeverReused, Base):
     __tablename__ = "subscribers"
 
@@ -103,7 +56,7 @@ class Subscriber(IdsNeverReused, Base):
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[SubscriberStatus] = mapped_column(
-        _enum(SubscriberStatus, "subscriber_status"), index=True
+        enum_column(SubscriberStatus, "subscriber_status"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Consent record: the form it came from and the wording the reader was shown.
@@ -127,6 +80,12 @@ class Subscriber(IdsNeverReused, Base):
     link_key: Mapped[str] = mapped_column(String(32), default=new_link_key)
     # Links mailed before they carried a key still work for the readers they were mailed to.
     legacy_links: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The reader's sections (mailer.sections): None, every section, those added later too;
+    # otherwise their slugs, sorted and comma-joined. Front-page articles go to everyone.
+    sections: Mapped[str | None] = mapped_column(String(1000))
+    frequency: Mapped[Frequency] = mapped_column(
+        enum_column(Frequency, "frequency"), default=Frequency.DAILY, server_default="daily"
+    )
 
     def __repr__(self) -> str:
         return f"<Subscriber {self.id} {self.status}>"
@@ -168,6 +127,8 @@ class Article(IdsNeverReused, Base):
     position: Mapped[int | None] = mapped_column(Integer)
     # A slug of MAILER_SECTIONS; None: the front page, for every reader.
     section: Mapped[str | None] = mapped_column(String(40))
+    # Every article goes out once daily (digest_id) and once weekly (this).
+    weekly_digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True)
 
 
 class DigestStatus(enum.StrEnum):
@@ -180,9 +141,15 @@ class Digest(IdsNeverReused, Base):
     __tablename__ = "digests"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    status: Mapped[DigestStatus] = mapped_column(_enum(DigestStatus, "digest_status"), index=True)
-    # 1 while the digest is sending, NULL after: the unique constraint lets only
-    # one digest send at a time, whoever triggers it.
+    status: Mapped[DigestStatus] = mapped_column(
+        enum_column(DigestStatus, "digest_status"), index=True
+    )
+    # Which readers it is for: those who chose this frequency.
+    frequency: Mapped[Frequency] = mapped_column(
+        enum_column(Frequency, "frequency"), default=Frequency.DAILY, server_default="daily"
+    )
+    # The frequency's slot while the digest is sending, NULL after: the unique constraint
+    # lets only one digest of each frequency send at a time, whoever triggers it.
     sending_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
     # A schedule period ("2026-11-25"): beat firing twice still makes one digest.
     period: Mapped[str | None] = mapped_column(String(40), unique=True)
@@ -204,6 +171,33 @@ class Digest(IdsNeverReused, Base):
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hidden_from_archive: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Readers of this frequency whose sections had nothing new: no mail, no delivery row.
+    nothing_new: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+# The sections key of readers who take every section (Subscriber.sections is None).
+ALL_SECTIONS_KEY = "*"
+
+
+class DigestSegment(Base):
+    """One digest as the readers of one set of sections get it: rendered once for all of them.
+
+    Made by the materializer the first time it meets a reader with this set. A set with
+    no new article has a segment with `articles` 0 and no body: its readers get no mail.
+    """
+
+    __tablename__ = "digest_segments"
+    __table_args__ = (UniqueConstraint("digest_id", "sections_key"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"))
+    # Subscriber.sections, with ALL_SECTIONS_KEY for every section.
+    sections_key: Mapped[str] = mapped_column(String(1000))
+    articles: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str | None] = mapped_column(Text)
+    text_body: Mapped[str | None] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    render_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -238,7 +232,7 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"))
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
-    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"))
+    status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus, "delivery_status"))
     claim_id: Mapped[int | None] = mapped_column(ForeignKey("send_claims.id"), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -246,6 +240,8 @@ class Delivery(Base):
     smtp_reply: Mapped[str | None] = mapped_column(Text)
     # Failed only because temporary refusals used up every attempt: worth a retry later.
     gave_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The mail this reader gets (None: rows made before segments, sent the digest's body).
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("digest_segments.id"))
 
 
 class BounceKind(enum.StrEnum):
@@ -268,7 +264,7 @@ class Bounce(IdsNeverReused, Base):
         ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
     )
     digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True)
-    kind: Mapped[BounceKind] = mapped_column(_enum(BounceKind, "bounce_kind"))
+    kind: Mapped[BounceKind] = mapped_column(enum_column(BounceKind, "bounce_kind"))
     status: Mapped[str | None] = mapped_column(String(20))  # the enhanced code, e.g. 5.1.1
     text: Mapped[str | None] = mapped_column(Text)  # what the receiving server said
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -341,7 +337,7 @@ class SubscriberImport(IdsNeverReused, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     filename: Mapped[str] = mapped_column(String(255))
     content: Mapped[str] = mapped_column(Text)
-    status: Mapped[ImportStatus] = mapped_column(_enum(ImportStatus, "import_status"))
+    status: Mapped[ImportStatus] = mapped_column(enum_column(ImportStatus, "import_status"))
     total_rows: Mapped[int] = mapped_column(Integer, default=0)
     processed_rows: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[str | None] = mapped_column(Text)  # JSON: counts by outcome, errors

@@ -24,7 +24,7 @@ from mailer.models import (
 )
 
 PER_PAGE = 50
-EXPORT_COLUMNS = ["email", "name", "status", "consented_at"]
+EXPORT_COLUMNS = ["email", "name", "status", "consented_at", "sections", "frequency"]
 
 
 def address_hash(email_key: str) -> str:
@@ -128,13 +128,26 @@ def export_rows() -> Iterator[list[str]]:
     """Every reader as a CSV row (the design's columns), streamed in id order."""
     yield EXPORT_COLUMNS
     query = select(
-        Subscriber.email, Subscriber.name, Subscriber.status, Subscriber.confirmed_at
+        Subscriber.email,
+        Subscriber.name,
+        Subscriber.status,
+        Subscriber.confirmed_at,
+        Subscriber.sections,
+        Subscriber.frequency,
     ).order_by(Subscriber.id)
-    for email, name, status, confirmed_at in db.session.execute(
+    for email, name, status, confirmed_at, chosen, frequency in db.session.execute(
         query.execution_options(yield_per=2000)
     ):
         consented = confirmed_at.isoformat() if confirmed_at else ""
-        yield [spreadsheet_safe(email), spreadsheet_safe(name or ""), status.value, consented]
+        # Sections as space-separated slugs; empty: every section.
+        yield [
+            spreadsheet_safe(email),
+            spreadsheet_safe(name or ""),
+            status.value,
+            consented,
+            (chosen or "").replace(",", " "),
+            frequency.value,
+        ]
 
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.

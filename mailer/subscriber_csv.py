@@ -1,6 +1,8 @@
 """Subscriber CSV import: check the file (a preview of what changes), then apply it.
 
-Columns `email,name,status,consented_at`; extra columns are ignored. `active` rows
+Columns `email,name,status,consented_at,sections,frequency`; extra columns are ignored.
+`sections` lists slugs (separated by spaces, commas or semicolons; empty: every
+section) and `frequency` is daily (the default) or weekly. `active` rows
 with `consented_at` are imported confirmed; `pending` rows and `active` rows
 without it are imported pending and sent a confirmation; `unsubscribed` rows are
 recorded and never mailed. An import never brings back a reader who unsubscribed
@@ -20,10 +22,11 @@ from datetime import UTC, datetime
 from flask import current_app
 from sqlalchemy import insert, select, update
 
-from mailer import jobs, readers
+from mailer import jobs, readers, sections
 from mailer.db import db
 from mailer.errors import InvalidInput, NotFound
 from mailer.models import (
+    Frequency,
     ImportStatus,
     Subscriber,
     SubscriberImport,
@@ -45,6 +48,8 @@ class Row:
     name: str | None
     status: SubscriberStatus
     consented_at: datetime | None
+    sections: str | None = None  # a sections key (mailer.sections); None: every section
+    frequency: Frequency = Frequency.DAILY
 
 
 def decode_upload(raw: bytes) -> str:
@@ -119,6 +124,7 @@ def parse_rows(text: str) -> tuple[list[Row], list[tuple[int, str]], int]:
                 )
             consented = (record.get("consented_at") or "").strip()
             consented_at = _parse_time(consented) if consented else None
+            choice = _choice(record)
         except InvalidInput as exc:
             errors.append((line, exc.message))
             continue
@@ -131,8 +137,24 @@ def parse_rows(text: str) -> tuple[list[Row], list[tuple[int, str]], int]:
         status = SubscriberStatus(raw_status)
         if status == SubscriberStatus.ACTIVE and consented_at is None:
             status = SubscriberStatus.PENDING  # no recorded consent: they confirm first
-        rows[address.key] = Row(line, address.email, address.key, name, status, consented_at)
+        rows[address.key] = Row(
+            line,
+            address.email,
+            address.key,
+            name,
+            status,
+            consented_at,
+            choice.sections,
+            choice.frequency,
+        )
     return list(rows.values()), errors, duplicates
+
+
+def _choice(record: dict[str, str]) -> sections.Choice:
+    """The row's sections and frequency; empty cells mean every section, daily."""
+    slugs = (record.get("sections") or "").replace(",", " ").replace(";", " ").split()
+    frequency = (record.get("frequency") or "").strip().lower()
+    return sections.parse_choice(slugs or None, frequency)
 
 
 def _outcome(row: Row, existing: SubscriberStatus | None, suppressed: bool) -> str:
@@ -295,6 +317,8 @@ def _new_subscriber(row: Row, source: str, consent_text: str, now: datetime) -> 
         # Imported readers confirmed elsewhere, long ago: no welcome for them.
         "welcome_sent_at": now if confirmed else None,
         "confirmation_requested_at": now if row.status == SubscriberStatus.PENDING else None,
+        "sections": row.sections,
+        "frequency": row.frequency,
     }
 
 

@@ -21,6 +21,7 @@ from mailer import confirmations, jobs
 from mailer.db import db
 from mailer.errors import InvalidInput, NotFound
 from mailer.models import Subscriber, SubscriberStatus, utcnow
+from mailer.sections import Choice
 from mailer.tokens import ReaderLink
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,18 @@ def clean_name(raw: object) -> str | None:
     return name or None
 
 
-def request_subscription(address: Address, name: str | None, *, source: str) -> None:
+def request_subscription(
+    address: Address, name: str | None, *, source: str, choice: Choice | None = None
+) -> None:
     """Records a signup and queues the confirmation mail when one is owed.
 
     The caller learns nothing about the address's previous state: the reader's
     page must look the same for new, pending, active and unsubscribed addresses.
+    The choice of sections and frequency is kept for a new reader, or one who signs
+    up again; an active reader's choice changes only in their preference center
+    (the form is not authenticated: anybody may type anybody's address).
     """
+    choice = choice or Choice()
     consent_text = current_app.config["MAILER"].consent_text
     session = db.session
     with db.transaction():
@@ -97,6 +104,8 @@ def request_subscription(address: Address, name: str | None, *, source: str) -> 
                 "consent_source": source,
                 "consent_text": consent_text,
                 "confirmation_requested_at": now,
+                "sections": choice.sections,
+                "frequency": choice.frequency,
             },
         )
         owed = subscriber_id is not None
@@ -105,7 +114,7 @@ def request_subscription(address: Address, name: str | None, *, source: str) -> 
                 select(Subscriber).where(Subscriber.email_key == address.key)
             ).one()
             subscriber_id = subscriber.id
-            owed = _request_confirmation_again(subscriber, name, source, consent_text)
+            owed = _request_confirmation_again(subscriber, name, source, consent_text, choice)
     if owed:
         confirmations.request_sending()
 
@@ -125,6 +134,8 @@ def _signup_insert(dialect: str) -> Insert:
         "consent_source",
         "consent_text",
         "confirmation_requested_at",
+        "sections",
+        "frequency",
     )
     return (
         statement.values({name: bindparam(name) for name in columns})
@@ -134,7 +145,7 @@ def _signup_insert(dialect: str) -> Insert:
 
 
 def _request_confirmation_again(
-    subscriber: Subscriber, name: str | None, source: str, consent_text: str
+    subscriber: Subscriber, name: str | None, source: str, consent_text: str, choice: Choice
 ) -> bool:
     """Inside a transaction: decides whether an existing reader is owed a confirmation."""
     if subscriber.status == SubscriberStatus.ACTIVE:
@@ -158,6 +169,8 @@ def _request_confirmation_again(
             consent_source=source,
             consent_text=consent_text,
             confirmation_requested_at=now,
+            sections=choice.sections,
+            frequency=choice.frequency,
         )
     )
     return claimed == 1
@@ -229,7 +242,8 @@ def resubscribe(subscriber_id: int, *, source: str) -> None:
         subscriber = get_subscriber(subscriber_id)
         address = Address(email=subscriber.email, key=subscriber.email_key)
         name = subscriber.name
-    request_subscription(address, name, source=source)
+        kept = Choice(subscriber.sections, subscriber.frequency)  # as they had chosen
+    request_subscription(address, name, source=source, choice=kept)
 
 
 def count_by_status() -> dict[str, int]:

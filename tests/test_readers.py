@@ -98,11 +98,11 @@ def test_export_csv_has_the_contract_columns(app, console):
     response = console.get("/editor/subscribers/export.csv")
     assert response.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert rows[0] == ["email", "name", "status", "consented_at"]
-    assert ["waiting@example.org", "", "pending", ""] in rows
+    assert rows[0] == ["email", "name", "status", "consented_at", "sections", "frequency"]
+    assert ["waiting@example.org", "", "pending", "", "", "daily"] in rows
     assert any(r[0] == "Exported@example.org" and r[2] == "active" and r[3] for r in rows)
     cli = app.test_cli_runner().invoke(args=["export-subscribers"])
-    assert cli.output.splitlines()[0] == "email,name,status,consented_at"
+    assert cli.output.splitlines()[0] == "email,name,status,consented_at,sections,frequency"
 
 
 IMPORT = """email,name,status,consented_at,favourite_colour

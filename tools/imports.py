@@ -19,6 +19,7 @@ MAX_LINES = 400
 
 # Imports run one way: edge (views, CLI, entry points) -> domain -> base (models, db).
 BASE = {
+    "mailer.columns",
     "mailer.config",
     "mailer.db",
     "mailer.errors",

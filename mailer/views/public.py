@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from mailer import subscriptions, tokens
+from mailer import sections, subscriptions, tokens
 from mailer.config import origin_of
 from mailer.errors import InvalidInput, UserError
 from mailer.extensions import csrf
@@ -21,6 +21,8 @@ bp = Blueprint("public", __name__)
 HONEYPOT_FIELD = "website"
 SOURCE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._:-]{0,99}")
 ONE_CLICK_BODY = "One-Click"
+# In forms that show the section boxes: with it, no box ticked is a choice (and an error).
+SECTIONS_SHOWN = "sections_shown"
 
 
 def _settings():
@@ -34,7 +36,11 @@ def _signup_input() -> dict[str, Any]:
         if not isinstance(data, dict):
             raise InvalidInput("The request body must be a JSON object.")
         return data
-    return request.form.to_dict()
+    fields: dict[str, Any] = request.form.to_dict()
+    if "sections" in request.form or SECTIONS_SHOWN in request.form:
+        # Checkboxes: one field per ticked box, none at all when every box is cleared.
+        fields["sections"] = request.form.getlist("sections")
+    return fields
 
 
 def _address_key() -> str:
@@ -58,8 +64,14 @@ def _sent_too_fast(data: dict[str, object]) -> bool:
     return age is None or age < _settings().signup_min_seconds
 
 
-def _kept_values(data: dict[str, object]) -> dict[str, str]:
-    return {k: v for k, v in data.items() if k in {"email", "name"} and isinstance(v, str)}
+def _kept_values(data: dict[str, object]) -> dict[str, object]:
+    kept: dict[str, object] = {
+        k: v for k, v in data.items() if k in {"email", "name", "frequency"} and isinstance(v, str)
+    }
+    chosen = data.get("sections")
+    if isinstance(chosen, list):
+        kept["sections"] = [s for s in chosen if isinstance(s, str)]
+    return kept
 
 
 def _signup_done(origin: str = "own") -> Response | str:
@@ -107,6 +119,7 @@ def _signup_form(
         form_token=tokens.make_form_token(),
         consent_text=_settings().consent_text,
         source="embed" if embed else "subscribe-page",
+        sections=sections.offered(),
     )
     return html, status
 
@@ -172,11 +185,12 @@ def subscribe():
     try:
         address = subscriptions.normalize_address(data.get("email"))
         name = subscriptions.clean_name(data.get("name"))
+        choice = sections.parse_choice(data.get("sections"), data.get("frequency"))
     except InvalidInput as error:
         if wants_json() or origin != EmbedOrigin.OWN:
             raise
         return _signup_form(error=error.message, values=_kept_values(data), status=400)
-    subscriptions.request_subscription(address, name, source=source)
+    subscriptions.request_subscription(address, name, source=source, choice=choice)
     return _signup_done(origin)
 
 

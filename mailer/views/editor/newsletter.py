@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from flask import abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from markupsafe import escape
 
 from mailer import (
     archive,
@@ -18,6 +19,7 @@ from mailer import (
     jobs,
     readers,
     scheduler,
+    sections,
     subscriptions,
 )
 from mailer.errors import InvalidInput, UserError
@@ -245,7 +247,7 @@ SNIPPET = """<form method="post" action="{action}" class="newsletter-signup">
   <input id="newsletter-email" name="email" type="email" autocomplete="email" required
          placeholder="you@example.com">
   <input name="name" type="hidden" value="">
-  <div style="position:absolute;left:-10000px" aria-hidden="true">
+{choices}  <div style="position:absolute;left:-10000px" aria-hidden="true">
     <input name="website" type="text" tabindex="-1" autocomplete="off">
   </div>
   <button type="submit">Subscribe</button>
@@ -268,11 +270,34 @@ document.querySelectorAll("form.newsletter-signup").forEach(function (form) {{
 </script>"""
 
 
+SECTION_BOX = """    <label><input type="checkbox" name="sections" value="{slug}" checked>
+      {name}</label>
+"""
+FREQUENCY_BOXES = """  <fieldset><legend>How often</legend>
+    <label><input type="radio" name="frequency" value="daily" checked> Daily</label>
+    <label><input type="radio" name="frequency" value="weekly"> Weekly</label>
+  </fieldset>
+"""
+
+
+def _snippet_choices(offered: tuple[tuple[str, str], ...]) -> str:
+    """The section boxes (all ticked) and the frequency, in the snippet for the site."""
+    if not offered:
+        return FREQUENCY_BOXES
+    boxes = "".join(SECTION_BOX.format(slug=slug, name=escape(name)) for slug, name in offered)
+    return (
+        '  <fieldset><legend>Sections</legend>\n    <input type="hidden" name="sections_shown"'
+        ' value="1">\n' + boxes + "  </fieldset>\n" + FREQUENCY_BOXES
+    )
+
+
 @bp.get("/signup-form")
 def signup_form():
     settings = current_app.config["MAILER"]
     html_snippet = SNIPPET.format(
-        action=settings.base_url.rstrip("/") + "/subscribe", name=settings.list_name
+        action=settings.base_url.rstrip("/") + "/subscribe",
+        name=settings.list_name,
+        choices=_snippet_choices(sections.offered()),
     )
     return render_template(
         "editor/signup_form.html",
