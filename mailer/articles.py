@@ -9,13 +9,14 @@ from urllib.parse import urlsplit
 
 import nh3
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute
 
 from mailer import article_queue
 from mailer.db import db
 from mailer.errors import InvalidInput
-from mailer.models import Article, utcnow
+from mailer.models import Article, Frequency, utcnow
 from mailer.summaries import MAX_HTML_DEPTH, html_depth
 
 FIELDS = {"title", "url", "summary", "body_html", "author", "published_at", "guid", "section"}
@@ -194,6 +195,26 @@ def accept_article(article: ArticleInput, *, source: str) -> tuple[Article, bool
 UNSENT = (Article.digest_id.is_(None), Article.removed_at.is_(None))
 # What a digest takes: unsent articles the intake has taken in.
 WAITING = (*UNSENT, Article.ready_at.is_not(None))
+
+
+def digest_column(frequency: Frequency) -> InstrumentedAttribute[int | None]:
+    """The column naming the digest of this frequency an article went out in."""
+    return Article.digest_id if frequency is Frequency.DAILY else Article.weekly_digest_id
+
+
+def waiting_for(frequency: Frequency) -> tuple[ColumnElement[bool], ...]:
+    """What a digest of this frequency takes: articles taken in, not in one of its kind yet.
+    Each article goes out in exactly one daily digest and exactly one weekly digest."""
+    return (
+        digest_column(frequency).is_(None),
+        Article.removed_at.is_(None),
+        Article.ready_at.is_not(None),
+    )
+
+
+def in_digest(digest_id: int) -> ColumnElement[bool]:
+    """The articles of one digest, daily or weekly (digest ids are never shared)."""
+    return or_(Article.digest_id == digest_id, Article.weekly_digest_id == digest_id)
 
 
 def waiting_articles(limit: int | None = None) -> list[Article]:

@@ -133,6 +133,8 @@ class Settings:
     worker_concurrency: int = 0  # 0: one pool process per CPU, Celery's own default
     claim_stale_seconds: int = 120
     digest_schedule: str = ""
+    # The weekly digest's schedule ("mon 07:00"), for readers who chose weekly.
+    weekly_schedule: str = ""
     feeds: tuple[str, ...] = ()
     feed_interval_minutes: int = 10
     feed_timeout: int = 10
@@ -227,6 +229,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "MAILER_WORKER_CONCURRENCY": ("worker_concurrency", _int),
     "MAILER_CLAIM_STALE_SECONDS": ("claim_stale_seconds", _int),
     "MAILER_DIGEST_SCHEDULE": ("digest_schedule", _str),
+    "MAILER_WEEKLY_SCHEDULE": ("weekly_schedule", _str),
     "MAILER_FEEDS": ("feeds", _words),
     "MAILER_FEED_INTERVAL_MINUTES": ("feed_interval_minutes", _int),
     "MAILER_FEED_TIMEOUT": ("feed_timeout", _int),
@@ -328,6 +331,10 @@ def validate(settings: Settings) -> None:
         parse_schedule(settings.digest_schedule, settings.timezone)
     except ScheduleError as exc:
         raise ConfigError(f"MAILER_DIGEST_SCHEDULE / MAILER_TIMEZONE: {exc}") from None
+    try:
+        parse_schedule(settings.weekly_schedule, settings.timezone)
+    except ScheduleError as exc:
+        raise ConfigError(f"MAILER_WEEKLY_SCHEDULE: {exc}") from None
     _validate_deliverability(settings)
     _validate_publisher(settings)
     if settings.log_level not in LEVELS:

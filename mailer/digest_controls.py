@@ -76,7 +76,8 @@ def retry_failed(digest_id: int) -> int:
             if not retried:
                 raise NothingToSend("No failed delivery of this digest is worth retrying.")
             digest.status = DigestStatus.SENDING
-            digest.sending_slot = 1  # one digest sends at a time, retries included
+            # One digest of each frequency sends at a time, retries included.
+            digest.sending_slot = digest.frequency.sending_slot
             digest.finished_at = None
             digest.last_enqueued_at = utcnow()
             db.session.flush()

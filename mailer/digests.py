@@ -18,6 +18,7 @@ from mailer.models import (
     DeliveryStatus,
     Digest,
     DigestStatus,
+    Frequency,
     Subscriber,
     SubscriberStatus,
     utcnow,
@@ -41,9 +42,11 @@ class NoReaders(UserError):
     title = "No readers yet"
 
 
-def has_active_readers() -> bool:
-    active = select(Subscriber.id).where(Subscriber.status == SubscriberStatus.ACTIVE).limit(1)
-    return db.session.scalar(active) is not None
+def has_active_readers(frequency: Frequency | None = None) -> bool:
+    active = select(Subscriber.id).where(Subscriber.status == SubscriberStatus.ACTIVE)
+    if frequency is not None:
+        active = active.where(Subscriber.frequency == frequency)
+    return db.session.scalar(active.limit(1)) is not None
 
 
 def create_digest(
@@ -52,23 +55,30 @@ def create_digest(
     period: str | None = None,
     subject: str | None = None,
     intro: str | None = None,
+    frequency: Frequency = Frequency.DAILY,
 ) -> int:
     """Takes every waiting article up to a watermark and starts sending. Returns the digest id.
 
     One transaction: two triggers at once make one digest (the other gets
-    AlreadySending or NothingToSend), and an article lands in exactly one digest.
+    AlreadySending or NothingToSend), and an article lands in exactly one digest of
+    each frequency. The digest is rendered whole here (the archive's copy); each set
+    of sections its readers chose is rendered as the worker making its rows meets it.
     """
     settings = current_app.config["MAILER"]
-    if not has_active_readers():
+    if not has_active_readers(frequency):
         # A digest to nobody would use up every waiting article: make none, keep them waiting.
-        raise NoReaders("No reader has confirmed yet, so no digest was made; the articles wait.")
+        raise NoReaders(
+            f"No reader of the {frequency} digest has confirmed yet, so no digest was made; "
+            "the articles wait."
+        )
     _take_in_queued_articles()
     session = db.session
+    column = articles.digest_column(frequency)
     try:
         with db.transaction():
             waiting = (
                 select(Article.id)
-                .where(*articles.WAITING)
+                .where(*articles.waiting_for(frequency))
                 .order_by(Article.id)
                 .limit(settings.digest_max_articles)
                 .subquery()
@@ -78,7 +88,8 @@ def create_digest(
                 raise NothingToSend("There are no new articles since the last digest.")
             digest = Digest(
                 status=DigestStatus.SENDING,
-                sending_slot=1,
+                frequency=frequency,
+                sending_slot=frequency.sending_slot,
                 period=period,
                 trigger=trigger,
                 article_watermark=watermark,
@@ -91,15 +102,16 @@ def create_digest(
             session.flush()  # a second digest while one is sending fails here
             taken = db.change(
                 update(Article)
-                .where(*articles.WAITING, Article.id <= watermark)
-                .values(digest_id=digest.id)
+                .where(*articles.waiting_for(frequency), Article.id <= watermark)
+                .values({column: digest.id})
             )
             if not taken:
                 raise NothingToSend("There are no new articles since the last digest.")
-            chosen = list(session.scalars(select(Article).where(Article.digest_id == digest.id)))
-            # The editor's draft goes into this digest; what the caller gave comes first.
-            draft = editorial.take_draft()
+            chosen = list(session.scalars(select(Article).where(column == digest.id)))
+            # The editor's draft goes into the daily digest; what the caller gave comes first.
+            draft = editorial.take_draft() if frequency is Frequency.DAILY else editorial.Draft()
             digest.intro = intro if intro is not None else draft.intro
+            digest.subject_given = bool(subject or draft.subject)
             rendered = emails.digest(
                 chosen,
                 subject=subject or draft.subject,
@@ -117,7 +129,7 @@ def create_digest(
         if period is not None and _period_taken(period):
             raise NothingToSend(f"The digest for {period} was already made.") from None
         raise AlreadySending(
-            "A digest is being sent right now. Wait until it has finished."
+            f"A {frequency} digest is being sent right now. Wait until it has finished."
         ) from None
     log.info("digest %s: %d articles; a worker makes its delivery rows", digest_id, taken)
     # Answered now; with a million readers, making every row takes most of a minute.
@@ -158,10 +170,11 @@ def progress(digest_id: int) -> dict[str, object]:
         status = "paused"
     return {
         "id": digest.id,
+        "frequency": digest.frequency.value,
         "status": status,
         "subject": digest.subject,
         "articles": db.session.scalar(
-            select(func.count()).select_from(Article).where(Article.digest_id == digest_id)
+            select(func.count()).select_from(Article).where(articles.in_digest(digest_id))
         ),
         "total": digest.total,
         "sent": sent,
@@ -169,6 +182,8 @@ def progress(digest_id: int) -> dict[str, object]:
         "retrying": counts.get(DeliveryStatus.RETRYING, 0),
         "unknown": counts.get(DeliveryStatus.UNKNOWN, 0),
         "skipped": counts.get(DeliveryStatus.SKIPPED, 0),
+        # Readers of this frequency whose sections had nothing new: no mail for them.
+        "nothing_new": digest.nothing_new,
         "pending": counts.get(DeliveryStatus.PENDING, 0) + counts.get(DeliveryStatus.CLAIMED, 0),
         "started": digest.created_at.isoformat(),
         "finished": digest.finished_at.isoformat() if digest.finished_at else None,
@@ -186,7 +201,7 @@ def recent_digests(limit: int = 20) -> list[Digest]:
 def digest_articles(digest_id: int) -> list[Article]:
     return list(
         db.session.scalars(
-            select(Article).where(Article.digest_id == digest_id).order_by(Article.id)
+            select(Article).where(articles.in_digest(digest_id)).order_by(Article.id)
         )
     )
 

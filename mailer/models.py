@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -156,6 +157,9 @@ class Digest(IdsNeverReused, Base):
     trigger: Mapped[str] = mapped_column(Text)  # "api:<token name>", "editor:<address>"...
     article_watermark: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(Text)
+    # An editor's (or the API's) subject, the same for every segment; else each segment's
+    # subject is made from the template with its own articles' titles.
+    subject_given: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     intro: Mapped[str | None] = mapped_column(Text)  # the editor's words above the articles
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str] = mapped_column(Text)

@@ -16,8 +16,8 @@ from flask import current_app
 from mailer.db import db
 from mailer.digests import AlreadySending, NoReaders, NothingToSend, create_digest
 from mailer.errors import InvalidInput
-from mailer.models import ConsoleSetting, utcnow
-from mailer.schedule import ScheduleError, parse_schedule
+from mailer.models import ConsoleSetting, Frequency, utcnow
+from mailer.schedule import Schedule, ScheduleError, parse_schedule
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,25 @@ def set_schedule(schedule: str, timezone: str, *, changed_by: str) -> None:
 
 
 def run_schedule(now: datetime | None = None) -> int | None:
-    """Makes the scheduled digest if one is due and there is something new. Returns its id."""
-    schedule = parse_schedule(*current_schedule())
-    period = schedule.due_period(now or utcnow()) if schedule else None
-    if period is None:
+    """Makes the scheduled digests that are due, if there is something new for them.
+    Returns the daily digest's id, else the weekly one's."""
+    now = now or utcnow()
+    daily = _run(parse_schedule(*current_schedule()), Frequency.DAILY, now)
+    settings = current_app.config["MAILER"]
+    weekly = _run(
+        parse_schedule(settings.weekly_schedule, settings.timezone), Frequency.WEEKLY, now
+    )
+    return daily or weekly
+
+
+def _run(schedule: Schedule | None, frequency: Frequency, now: datetime) -> int | None:
+    day = schedule.due_period(now) if schedule else None
+    if day is None:
         return None
+    # Periods are unique: "2026-11-30" for the daily digest, "weekly:2026-11-30" for the other.
+    period = day if frequency is Frequency.DAILY else f"{frequency}:{day}"
     try:
-        return create_digest(trigger="schedule", period=period)
+        return create_digest(trigger="schedule", period=period, frequency=frequency)
     except (NothingToSend, NoReaders, AlreadySending) as reason:
         log.info("scheduled digest for %s not sent: %s", period, reason.message)
         return None

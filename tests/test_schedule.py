@@ -139,3 +139,33 @@ def test_editors_change_the_schedule_in_the_console(app, console):
     with app.app_context():
         assert current_schedule()[0] == ""
         assert run_schedule(utc(2026, 11, 23, 5, 45)) is None
+
+
+def test_the_weekly_schedule_makes_the_weekly_digest_once_on_its_day(
+    app, settings_override, monkeypatch
+):
+    from mailer import jobs
+    from mailer.models import Frequency
+
+    monkeypatch.setattr(jobs, "enqueue", lambda *args: True)  # rows are not the point here
+    settings_override(weekly_schedule="mon 07:00", timezone="UTC")
+    with app.app_context():
+        db.session.add(
+            Subscriber(
+                email="w@example.org",
+                email_key="w@example.org",
+                status=SubscriberStatus.ACTIVE,
+                frequency=Frequency.WEEKLY,
+            )
+        )
+        db.session.add(
+            Article(title="Week", url="https://news.example.org/w", source="t", ready_at=utcnow())
+        )
+        db.session.commit()
+        assert run_schedule(utc(2026, 11, 29, 7, 5)) is None  # a Sunday
+        weekly = run_schedule(utc(2026, 11, 30, 7, 5))  # Monday
+        assert weekly is not None
+        made = db.session.get_one(Digest, weekly)
+        assert (made.frequency, made.period) == (Frequency.WEEKLY, "weekly:2026-11-30")
+        assert run_schedule(utc(2026, 11, 30, 7, 30)) is None  # beat again: one weekly digest
+    assert digests_made(app) == 1

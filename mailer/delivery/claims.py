@@ -27,6 +27,7 @@ class Recipient:
     email: str
     attempts: int
     link_key: str
+    segment_id: int | None  # the mail for the reader's sections (None: the whole digest)
 
 
 def halt_status(digest_id: int) -> DeliveryStatus | None:
@@ -81,6 +82,7 @@ def claim_rows(
                 Subscriber.status,
                 Delivery.attempts,
                 Subscriber.link_key,
+                Delivery.segment_id,
             )
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.claim_id == claim_id, Delivery.status == DeliveryStatus.CLAIMED)
@@ -92,7 +94,9 @@ def claim_rows(
                 update(Delivery).where(Delivery.id.in_(gone)).values(status=DeliveryStatus.SKIPPED)
             )
     return [
-        Recipient(r[0], r[1], r[2], r[4], r[5]) for r in rows if r[3] == SubscriberStatus.ACTIVE
+        Recipient(r[0], r[1], r[2], r[4], r[5], r[6])
+        for r in rows
+        if r[3] == SubscriberStatus.ACTIVE
     ]
 
 

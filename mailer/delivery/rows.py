@@ -7,11 +7,14 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Exists, case, exists, func, literal, select, update
 
+from mailer import segments
 from mailer.db import db
 from mailer.models import (
+    ALL_SECTIONS_KEY,
     Delivery,
     DeliveryStatus,
     Digest,
+    DigestSegment,
     DigestStatus,
     SendClaim,
     Subscriber,
@@ -69,36 +72,16 @@ def materialize_chunk(digest_id: int) -> Chunk:
         size = FIRST_CHUNK if start == 0 else MATERIALIZE_CHUNK
         end = start + size
         done = digest.cancelled_at is not None or highest is None or end >= highest
-        rows, first_id = 0, None
+        rows, first_id, nothing_new = 0, None, 0
         if digest.cancelled_at is None and highest is not None and start < highest:
-            readers = select(
-                literal(digest_id), Subscriber.id, literal(DeliveryStatus.PENDING.value), literal(0)
-            ).where(
-                Subscriber.status == SubscriberStatus.ACTIVE,
-                Subscriber.id > start,
-                Subscriber.id <= end,
-            )
-            # Two materializers at once both make the range; the watermark keeps one.
-            session.execute(
-                db.insert(Delivery)
-                .from_select(["digest_id", "subscriber_id", "status", "attempts"], readers)
-                .on_conflict_do_nothing()
-            )
-            # Counted, not taken from rowcount: drivers may give -1 for INSERT ... SELECT.
-            made = session.execute(
-                select(func.count(), func.min(Delivery.id)).where(
-                    Delivery.digest_id == digest_id,
-                    Delivery.subscriber_id > start,
-                    Delivery.subscriber_id <= end,
-                )
-            ).one()
-            rows, first_id = made[0], made[1]
+            rows, first_id, nothing_new = _make_rows(digest, start, end)
         taken = db.change(
             update(Digest)
             .where(Digest.id == digest_id, Digest.materialized_up_to == start)
             .values(
                 materialized_up_to=end,
                 total=Digest.total + rows,
+                nothing_new=Digest.nothing_new + nothing_new,
                 last_enqueued_at=utcnow(),
                 materialized_at=utcnow() if done else None,
             )
@@ -106,6 +89,54 @@ def materialize_chunk(digest_id: int) -> Chunk:
         if not taken:  # another materializer made this range first: ours is undone
             raise _RangeTaken
     return Chunk(rows, done, first_id)
+
+
+def _make_rows(digest: Digest, start: int, end: int) -> tuple[int, int | None, int]:
+    """One pending row per active reader of the digest's frequency in (start, end], each
+    with the segment of their sections; readers whose sections have nothing new get none.
+    Returns (rows made, lowest id made, readers with nothing new)."""
+    session = db.session
+    in_range = (
+        Subscriber.status == SubscriberStatus.ACTIVE,
+        Subscriber.frequency == digest.frequency,
+        Subscriber.id > start,
+        Subscriber.id <= end,
+    )
+    key = func.coalesce(Subscriber.sections, ALL_SECTIONS_KEY)
+    segments.make_missing(digest, list(session.scalars(select(key).where(*in_range).distinct())))
+    segment = (DigestSegment.digest_id == digest.id) & (DigestSegment.sections_key == key)
+    readers = (
+        select(
+            literal(digest.id),
+            Subscriber.id,
+            literal(DeliveryStatus.PENDING.value),
+            literal(0),
+            DigestSegment.id,
+        )
+        .join(DigestSegment, segment)
+        .where(*in_range, DigestSegment.articles > 0)
+    )
+    # Two materializers at once both make the range; the watermark keeps one.
+    session.execute(
+        db.insert(Delivery)
+        .from_select(["digest_id", "subscriber_id", "status", "attempts", "segment_id"], readers)
+        .on_conflict_do_nothing()
+    )
+    # Counted, not taken from rowcount: drivers may give -1 for INSERT ... SELECT.
+    made = session.execute(
+        select(func.count(), func.min(Delivery.id)).where(
+            Delivery.digest_id == digest.id,
+            Delivery.subscriber_id > start,
+            Delivery.subscriber_id <= end,
+        )
+    ).one()
+    nothing_new = db.count(
+        select(func.count())
+        .select_from(Subscriber)
+        .join(DigestSegment, segment)
+        .where(*in_range, DigestSegment.articles == 0)
+    )
+    return made[0], made[1], nothing_new
 
 
 class _RangeTaken(Exception):

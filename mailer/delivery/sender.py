@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
-from mailer import emails, jobs
+from mailer import emails, jobs, segments
 from mailer.config import Settings
 from mailer.db import db
 from mailer.delivery.claims import Recipient, claim_rows, halt_status, open_claim
@@ -22,7 +22,7 @@ from mailer.emails.smtp import (
     TemporaryFailure,
     smtp_connection,
 )
-from mailer.models import Digest, utcnow
+from mailer.models import Digest, DigestSegment, utcnow
 from mailer.redis_client import redis_client
 from mailer.verp import MailKind, MailRef
 
@@ -62,19 +62,26 @@ def schedule_retry(digest_id: int, countdown: float) -> None:
 
 
 class DigestCopies:
-    """Each reader's copy of one digest, from the digest serialized once per batch."""
+    """Each reader's copy of one digest: each segment (the mail for one set of sections)
+    serialized once per batch, and only the reader's own parts spliced in."""
 
-    def __init__(self, settings: Settings, digest: Digest) -> None:
-        # Plain values only: the ORM row expires once the read transaction ends.
+    def __init__(self, settings: Settings, digest: Digest, segment_ids: set[int | None]) -> None:
+        # Plain values only: the ORM rows expire once the read transaction ends.
         self.settings = settings
         self.digest_id = digest.id
-        self.newsletter = emails.Newsletter(emails.stored_digest(digest), digest_id=digest.id)
+        self.newsletters: dict[int | None, emails.Newsletter] = {}
+        for segment_id in segment_ids:
+            # A row made before segments existed is sent the whole digest.
+            segment = db.session.get_one(DigestSegment, segment_id) if segment_id else None
+            rendered = segments.rendered(segment) if segment else emails.stored_digest(digest)
+            self.newsletters[segment_id] = emails.Newsletter(rendered, digest_id=digest.id)
 
     def build(self, recipient: Recipient) -> emails.OutgoingMail:
         message_id = emails.digest_message_id(self.settings, recipient.delivery_id)
         reader = (recipient.subscriber_id, recipient.link_key)
         bounces_for = MailRef(MailKind.DELIVERY, recipient.delivery_id)
-        return self.newsletter.copy_for(recipient.email, reader, message_id, bounces_for)
+        newsletter = self.newsletters[recipient.segment_id]
+        return newsletter.copy_for(recipient.email, reader, message_id, bounces_for)
 
 
 def send_batch(digest_id: int, from_id: int | None = None) -> BatchResult:
@@ -89,7 +96,8 @@ def send_batch(digest_id: int, from_id: int | None = None) -> BatchResult:
     recipients = claim_rows(claim_id, digest_id, settings.send_batch_size, from_id)
     ledger = Ledger(claim_id, digest_id, settings)
     if recipients:
-        copies = DigestCopies(settings, db.session.get_one(Digest, digest_id))
+        digest = db.session.get_one(Digest, digest_id)
+        copies = DigestCopies(settings, digest, {r.segment_id for r in recipients})
         db.session.rollback()  # end the read before sending; nothing is held open
         try:
             _send_all(recipients, copies, journal, ledger, smtp_connection())

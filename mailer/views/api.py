@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from mailer import api_tokens, articles, digests, editorial
+from mailer import api_tokens, articles, digests, editorial, sections
 from mailer.errors import InvalidInput, UnsupportedContentType, UserError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -45,14 +45,19 @@ def create_article():
 def create_digest():
     options = request.get_json(silent=True) if request.data else {}
     if not isinstance(options, dict):
-        raise InvalidInput("Send nothing, or a JSON object with 'subject' and 'intro'.")
-    unknown = sorted(set(options) - {"subject", "intro"})
+        raise InvalidInput(
+            "Send nothing, or a JSON object with 'subject', 'intro' and 'frequency'."
+        )
+    unknown = sorted(set(options) - {"subject", "intro", "frequency"})
     if unknown:
-        raise InvalidInput(f"Unknown fields: {', '.join(unknown)}. Allowed: intro, subject.")
+        raise InvalidInput(
+            f"Unknown fields: {', '.join(unknown)}. Allowed: frequency, intro, subject."
+        )
     digest_id = digests.create_digest(
         trigger=f"api:{g.api_token_name}",
         subject=editorial.clean_subject(options.get("subject")),
         intro=editorial.clean_intro(options.get("intro")),
+        frequency=sections.parse_frequency(options.get("frequency")),
     )
     return jsonify(digests.progress(digest_id)), 202
 

@@ -32,6 +32,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("nothing_new", sa.Integer(), nullable=False, server_default="0")
         )
+        batch_op.add_column(
+            sa.Column("subject_given", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     op.create_table(
         "digest_segments",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -72,6 +75,7 @@ def downgrade() -> None:
         batch_op.drop_column("segment_id")
     op.drop_table("digest_segments")
     with op.batch_alter_table("digests", table_kwargs=KEEP_IDS) as batch_op:
+        batch_op.drop_column("subject_given")
         batch_op.drop_column("nothing_new")
         batch_op.drop_column("frequency")
     with op.batch_alter_table("subscribers", table_kwargs=KEEP_IDS) as batch_op:

@@ -1,0 +1,187 @@
+"""One run, many segments: each reader gets the new articles of their sections (and the
+front page's) at the frequency they chose, rendered once per set of sections."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer.api_tokens import create_api_token
+from mailer.db import db
+from mailer.models import DigestSegment, Frequency, Subscriber, SubscriberStatus
+from tests.helpers import make_digest_here, text_body, wait_until
+
+SECTIONS = (("politics", "Politics"), ("world", "World news"), ("sport", "Sport"))
+SITE = "https://news.example.org"
+
+# address: (sections key, frequency)
+READERS = {
+    "politics@example.org": ("politics", Frequency.DAILY),
+    "sport@example.org": ("sport", Frequency.DAILY),
+    "everything@example.org": (None, Frequency.DAILY),
+    "world@example.org": ("world", Frequency.DAILY),  # nothing new in world: no mail
+    "weekly@example.org": (None, Frequency.WEEKLY),
+    "weeklysport@example.org": ("sport", Frequency.WEEKLY),
+}
+
+
+@pytest.fixture
+def api(app, client, settings_override):
+    settings_override(sections=SECTIONS)
+    with app.app_context():
+        headers = {"Authorization": f"Bearer {create_api_token('site')}"}
+
+    class Api:
+        def article(self, title: str, slug: str, section: str | None = None) -> None:
+            body = {"title": title, "url": f"{SITE}/{slug}", "summary": f"About {title}."}
+            if section:
+                body["section"] = section
+            assert client.post("/api/articles", json=body, headers=headers).status_code == 201
+
+        def digest(self, frequency: str | None = None):
+            body = {"frequency": frequency} if frequency else None
+            return client.post("/api/digests", json=body, headers=headers)
+
+        def wait(self, digest_id: int) -> dict:
+            def finished():
+                body = client.get(f"/api/digests/{digest_id}", headers=headers).get_json()
+                return body if body["done"] else None
+
+            return wait_until(finished, timeout=30, message=f"digest {digest_id} did not finish")
+
+    return Api()
+
+
+def add_chooser_readers(app, readers: dict[str, tuple[str | None, Frequency]]) -> None:
+    with app.app_context():
+        for email, (sections, frequency) in readers.items():
+            db.session.add(
+                Subscriber(
+                    email=email,
+                    email_key=email,
+                    status=SubscriberStatus.ACTIVE,
+                    sections=sections,
+                    frequency=frequency,
+                )
+            )
+        db.session.commit()
+
+
+def titles_in(message) -> set[str]:
+    body = text_body(message)
+    return {
+        title for title in ("Vote today", "Cup final", "Town hall", "Late news") if title in body
+    }
+
+
+def test_each_reader_gets_their_sections_and_the_front_page_at_their_frequency(
+    app, api, worker, outbox
+):
+    add_chooser_readers(app, READERS)
+    api.article("Vote today", "vote", "politics")
+    api.article("Cup final", "cup", "sport")
+
+    daily = api.digest()
+    assert daily.status_code == 202
+    done = api.wait(daily.get_json()["id"])
+    assert (done["total"], done["sent"], done["nothing_new"]) == (3, 3, 1)
+    assert done["frequency"] == "daily"
+    got = {address: outbox.to(address) for address in READERS}
+    assert {a: len(m) for a, m in got.items()} == {
+        "politics@example.org": 1,
+        "sport@example.org": 1,
+        "everything@example.org": 1,
+        "world@example.org": 0,  # their section had nothing new
+        "weekly@example.org": 0,  # weekly readers get nothing from a daily run
+        "weeklysport@example.org": 0,
+    }
+    assert titles_in(got["politics@example.org"][0]) == {"Vote today"}
+    assert titles_in(got["sport@example.org"][0]) == {"Cup final"}
+    assert titles_in(got["everything@example.org"][0]) == {"Vote today", "Cup final"}
+    # A segment's subject is made from its own articles' titles.
+    assert "Cup final" not in str(got["politics@example.org"][0]["Subject"])
+
+    # After the daily run: they go out in the weekly run and in the next daily one.
+    api.article("Town hall", "town")  # the front page: for every reader
+    api.article("Late news", "late", "world")
+    weekly = api.digest("weekly")
+    assert weekly.status_code == 202
+    done = api.wait(weekly.get_json()["id"])
+    assert (done["frequency"], done["total"], done["sent"], done["articles"]) == (
+        "weekly",
+        2,
+        2,
+        4,
+    )
+    [week] = outbox.to("weekly@example.org")
+    assert titles_in(week) == {"Vote today", "Cup final", "Town hall", "Late news"}
+    [sport_week] = outbox.to("weeklysport@example.org")
+    assert titles_in(sport_week) == {"Cup final", "Town hall"}
+    # Each article is in exactly one weekly digest: nothing is left for another.
+    assert api.digest("weekly").status_code == 409
+    # The daily run still owes the articles that came after it, to daily readers only.
+    outbox.clear()
+    later = api.wait(api.digest().get_json()["id"])
+    assert (later["sent"], later["nothing_new"]) == (4, 0)
+    assert titles_in(outbox.to("politics@example.org")[0]) == {"Town hall"}
+    assert titles_in(outbox.to("world@example.org")[0]) == {"Town hall", "Late news"}
+    assert outbox.to("weekly@example.org") == []
+
+
+def test_a_set_of_sections_is_rendered_once_for_all_its_readers(
+    app, api, monkeypatch, settings_override
+):
+    add_chooser_readers(
+        app,
+        {f"p{n}@example.org": ("politics,sport", Frequency.DAILY) for n in range(30)}
+        | {f"w{n}@example.org": ("world", Frequency.DAILY) for n in range(5)},
+    )
+    api.article("Vote today", "vote", "politics")
+    digest_id = make_digest_here(app, monkeypatch)
+    with app.app_context():
+        segments = db.session.execute(
+            select(DigestSegment.sections_key, DigestSegment.articles).where(
+                DigestSegment.digest_id == digest_id
+            )
+        ).all()
+        assert sorted(segments) == [("politics,sport", 1), ("world", 0)]
+        from mailer import digests
+
+        progress = digests.progress(digest_id)
+    assert (progress["total"], progress["nothing_new"]) == (30, 5)
+
+
+def test_a_weekly_run_needs_weekly_readers_and_leaves_the_articles_waiting(app, api):
+    add_chooser_readers(app, {"daily@example.org": (None, Frequency.DAILY)})
+    api.article("Vote today", "vote", "politics")
+    refused = api.digest("weekly")
+    assert refused.status_code == 409
+    assert "weekly" in refused.get_json()["error"]
+    assert api.digest("monthly").status_code == 400
+    with app.app_context():
+        from mailer.models import Article
+
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(Article).where(Article.weekly_digest_id.is_(None))
+            )
+            == 1
+        )
+
+
+def test_a_daily_and_a_weekly_run_may_send_at_once_but_not_two_daily(app, api, monkeypatch):
+    from mailer import digests, jobs
+
+    monkeypatch.setattr(jobs, "enqueue", lambda *args: True)  # no worker: both stay sending
+    add_chooser_readers(
+        app,
+        {"d@example.org": (None, Frequency.DAILY), "w@example.org": (None, Frequency.WEEKLY)},
+    )
+    api.article("Vote today", "vote", "politics")
+    with app.app_context():
+        daily = digests.create_digest(trigger="test")
+        weekly = digests.create_digest(trigger="test", frequency=Frequency.WEEKLY)
+        assert daily != weekly
+    api.article("Cup final", "cup", "sport")
+    with app.app_context(), pytest.raises(digests.AlreadySending, match="daily"):
+        digests.create_digest(trigger="test")
