@@ -28,6 +28,13 @@ ARCHIVED = (
 _UNSUBSCRIBE_LINK = re.compile(
     r"<a\b[^>]*href=\"" + re.escape(emails.UNSUBSCRIBE_SLOT) + r"\"[^>]*>.*?</a>", re.DOTALL
 )
+# A reader's choices are their own: the public copy has no such link.
+_PREFERENCES_LINK = re.compile(
+    r"<p\b[^>]*>\s*<a\b[^>]*href=\""
+    + re.escape(emails.PREFERENCES_SLOT)
+    + r"\"[^>]*>.*?</a>\s*</p>\s*",
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,10 @@ def public_html(digest: Digest) -> str:
     signup = external_url("public.subscribe_form")
     name = current_app.config["MAILER"].list_name
     html = _UNSUBSCRIBE_LINK.sub(
-        f'<a href="{signup}" style="color:#0b57d0">Subscribe to {name}</a>', digest.html_body
+        f'<a href="{signup}" style="color:#0b57d0">Subscribe to {name}</a>',
+        _PREFERENCES_LINK.sub("", digest.html_body),
     )
-    return html.replace(emails.UNSUBSCRIBE_SLOT, signup)
+    return html.replace(emails.UNSUBSCRIBE_SLOT, signup).replace(emails.PREFERENCES_SLOT, signup)
 
 
 def recent(limit: int = 20) -> list[Digest]:

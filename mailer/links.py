@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from flask import current_app
 
-from mailer.tokens import TEST_UNSUBSCRIBE_TOKEN, make_confirm_token, make_unsubscribe_token
+from mailer.tokens import (
+    TEST_UNSUBSCRIBE_TOKEN,
+    make_confirm_token,
+    make_preferences_token,
+    make_unsubscribe_token,
+)
 
 
 def external_url(endpoint: str, **values: object) -> str:
@@ -24,6 +29,11 @@ def unsubscribe_url(subscriber_id: int, link_key: str) -> str:
     return external_url("public.unsubscribe", token=token)
 
 
+def preferences_url(subscriber_id: int, link_key: str) -> str:
+    token = make_preferences_token(subscriber_id, link_key)
+    return external_url("public.preferences", token=token)
+
+
 def archive_url(digest_id: int | None = None) -> str | None:
     """The digest's page in the public archive (or the archive), if there is an archive."""
     if not current_app.config["MAILER"].archive:
@@ -36,3 +46,8 @@ def archive_url(digest_id: int | None = None) -> str | None:
 def test_unsubscribe_url() -> str:
     """Where the unsubscribe link of a test copy leads: a page that says it was a test."""
     return external_url("public.unsubscribe", token=TEST_UNSUBSCRIBE_TOKEN)
+
+
+def test_preferences_url() -> str:
+    """The choices link of a test copy: a page that says it was a test."""
+    return external_url("public.preferences", token=TEST_UNSUBSCRIBE_TOKEN)

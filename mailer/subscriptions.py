@@ -214,6 +214,25 @@ def unsubscribe(subscriber_id: int) -> None:
         raise NotFound("We could not find this subscription. It may already have been deleted.")
 
 
+def change_choice(subscriber_id: int, choice: Choice) -> bool:
+    """The reader's own change of sections and frequency (their preference center).
+
+    Rows of a digest already made keep the mail they were made with: a change takes
+    effect from the next run, never half-way through one reader's mail. Returns False
+    for a reader who is not subscribed (they sign up again first).
+    """
+    with db.transaction():
+        changed = db.change(
+            update(Subscriber)
+            .where(
+                Subscriber.id == subscriber_id,
+                Subscriber.status.in_((SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)),
+            )
+            .values(sections=choice.sections, frequency=choice.frequency)
+        )
+    return bool(changed)
+
+
 def reader_of(link: ReaderLink) -> Subscriber:
     """The reader a link was mailed to. NotFound when they are gone or the link is not theirs,
     so a link can never act for another reader, whatever id it names."""

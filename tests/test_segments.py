@@ -9,7 +9,14 @@ from sqlalchemy import func, select
 from mailer.api_tokens import create_api_token
 from mailer.db import db
 from mailer.models import DigestSegment, Frequency, Subscriber, SubscriberStatus
-from tests.helpers import make_digest_here, text_body, wait_until
+from tests.helpers import (
+    hidden_fields,
+    html_body,
+    link_path,
+    make_digest_here,
+    text_body,
+    wait_until,
+)
 
 SECTIONS = (("politics", "Politics"), ("world", "World news"), ("sport", "Sport"))
 SITE = "https://news.example.org"
@@ -185,3 +192,38 @@ def test_a_daily_and_a_weekly_run_may_send_at_once_but_not_two_daily(app, api, m
     api.article("Cup final", "cup", "sport")
     with app.app_context(), pytest.raises(digests.AlreadySending, match="daily"):
         digests.create_digest(trigger="test")
+
+
+def test_the_preference_center_changes_what_the_next_run_sends(app, client, api, worker, outbox):
+    add_chooser_readers(app, {"reader@example.org": (None, Frequency.DAILY)})
+    api.article("Vote today", "vote", "politics")
+    api.article("Cup final", "cup", "sport")
+    api.wait(api.digest().get_json()["id"])
+    [mail] = outbox.to("reader@example.org")
+    assert titles_in(mail) == {"Vote today", "Cup final"}
+    choices = link_path(text_body(mail), "/preferences/")
+    assert choices in html_body(mail)
+
+    page = client.get(choices)
+    assert page.status_code == 200
+    assert 'value="sport"\n    checked>' in page.get_data(as_text=True)
+    fields = hidden_fields(page.get_data(as_text=True))
+    saved = client.post(choices, data={**fields, "sections": ["sport"], "frequency": "daily"})
+    assert saved.status_code == 200
+    assert "Saved" in saved.get_data(as_text=True)
+
+    outbox.clear()
+    api.article("Vote again", "vote2", "politics")
+    api.article("Cup replay", "cup2", "sport")
+    api.wait(api.digest().get_json()["id"])
+    [after] = outbox.to("reader@example.org")
+    assert "Cup replay" in text_body(after) and "Vote again" not in text_body(after)
+
+    # Weekly from now on: the next daily run has nothing for them.
+    client.post(choices, data={**fields, "sections": ["sport"], "frequency": "weekly"})
+    outbox.clear()
+    api.article("Cup semi", "cup3", "sport")
+    done = api.wait(api.digest("weekly").get_json()["id"])
+    assert done["sent"] == 1
+    [weekly] = outbox.to("reader@example.org")
+    assert "Cup semi" in text_body(weekly)

@@ -28,18 +28,25 @@ from mailer.emails.message import (
 )
 from mailer.emails.render import RenderedEmail, render_email
 from mailer.emails.smtp import smtp_connection
-from mailer.links import archive_url, confirm_url, external_url, test_unsubscribe_url
+from mailer.links import (
+    archive_url,
+    confirm_url,
+    external_url,
+    test_preferences_url,
+    test_unsubscribe_url,
+)
 from mailer.models import Article, Digest, Subscriber, utcnow
 from mailer.summaries import summary_of
-from mailer.tokens import make_unsubscribe_token
+from mailer.tokens import make_preferences_token, make_unsubscribe_token
 from mailer.verp import MailKind, MailRef, envelope_sender, opaque_message_id
 
 log = logging.getLogger(__name__)
 
 # (subscriber id, link key): what a reader's own links are made of.
 ReaderLinkKey = tuple[int, str]
-# Rendered into a newsletter's bodies once and replaced by each reader's link.
+# Rendered into a newsletter's bodies once and replaced by each reader's links.
 UNSUBSCRIBE_SLOT = "__MAILER_UNSUBSCRIBE_URL__"
+PREFERENCES_SLOT = "__MAILER_PREFERENCES_URL__"
 # Gmail clips HTML bodies over about 102 KB.
 HTML_LIMIT_BYTES = 100 * 1024
 TEST_MARK = "[TEST] "
@@ -108,6 +115,7 @@ def welcome(subscriber: Subscriber) -> OutgoingMail:
         postal_address=settings.postal_address,
         archive_url=archive_url(),
         unsubscribe_url=UNSUBSCRIBE_SLOT,
+        preferences_url=PREFERENCES_SLOT,
     )
     return Newsletter(rendered).copy_for(
         subscriber.email,
@@ -161,6 +169,7 @@ def digest(
         postal_address=settings.postal_address,
         archive_url=archive_url,
         unsubscribe_url=UNSUBSCRIBE_SLOT,
+        preferences_url=PREFERENCES_SLOT,
         date=now,
     )
     size = len(rendered.html.encode())
@@ -186,10 +195,11 @@ class Newsletter:
         self.settings = _settings()
         # Built once: each reader's link is this and their token (URL-safe as it is).
         self.unsubscribe_prefix = external_url("public.unsubscribe", token="-")[:-1]  # noqa: S106
+        self.preferences_prefix = external_url("public.preferences", token="-")[:-1]  # noqa: S106
         self.prepared = PreparedMessage(
             self.settings,
             rendered,
-            slots=(UNSUBSCRIBE_SLOT,),
+            slots=(UNSUBSCRIBE_SLOT, PREFERENCES_SLOT),
             headers={**newsletter_headers(self.settings, digest_id), **(headers or {})},
         )
 
@@ -202,10 +212,11 @@ class Newsletter:
     ) -> OutgoingMail:
         """The reader's copy; without a reader, a test copy whose link says so."""
         if reader is None:
-            token, url = "test", test_unsubscribe_url()
+            token, url, choices = "test", test_unsubscribe_url(), test_preferences_url()
         else:
             token = make_unsubscribe_token(*reader)
             url = self.unsubscribe_prefix + token
+            choices = self.preferences_prefix + make_preferences_token(*reader)
         recipient = ascii_address(email)
         data = self.prepared.render(
             headers={
@@ -213,7 +224,7 @@ class Newsletter:
                 "Message-ID": message_id,
                 "List-Unsubscribe": list_unsubscribe(self.settings, url, token),
             },
-            values=(url,),
+            values=(url, choices),
             for_smtp=True,
         )
         sender = envelope_sender(bounces_for, self.settings) if bounces_for else None

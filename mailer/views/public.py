@@ -23,6 +23,7 @@ SOURCE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._:-]{0,99}")
 ONE_CLICK_BODY = "One-Click"
 # In forms that show the section boxes: with it, no box ticked is a choice (and an error).
 SECTIONS_SHOWN = "sections_shown"
+TEST_PREFERENCES_LINK = "leads to their choice of sections and frequency"
 
 
 def _settings():
@@ -212,9 +213,11 @@ def confirm_post(token: str):
     )
 
 
-def _test_copy_page() -> str:
-    # The link of an editor's test copy: it unsubscribes nobody, and says so.
-    return render_template("pages/unsubscribe_test.html", list_name=_settings().list_name)
+def _test_copy_page(link_does: str | None = None) -> str:
+    # The link of an editor's test copy: it acts for nobody, and says so.
+    return render_template(
+        "pages/unsubscribe_test.html", list_name=_settings().list_name, link_does=link_does
+    )
 
 
 @bp.get("/unsubscribe/<token>")
@@ -227,6 +230,10 @@ def unsubscribe(token: str):
         subscriber=subscriber,
         token=token,
         list_name=_settings().list_name,
+        # "Fewer emails instead": their sections kept, weekly; or fewer sections.
+        preferences_token=tokens.make_preferences_token(subscriber.id, subscriber.link_key),
+        sections=sections.offered(),
+        kept_sections=sections.chosen_slugs(subscriber.sections),
     )
 
 
@@ -242,6 +249,70 @@ def unsubscribe_post(token: str):
     if request.form.get("List-Unsubscribe") == ONE_CLICK_BODY:
         return Response("You have been unsubscribed.\n", mimetype="text/plain")
     return render_template("pages/unsubscribed.html", token=token, list_name=_settings().list_name)
+
+
+def _preferences_page(
+    reader,
+    token: str,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    values: dict | None = None,
+    status: int = 200,
+):
+    chosen = {
+        "sections": sections.chosen_slugs(reader.sections),
+        "frequency": reader.frequency.value,
+    }
+    html = render_template(
+        "pages/preferences.html",
+        subscriber=reader,
+        token=token,
+        unsubscribe_token=tokens.make_unsubscribe_token(reader.id, reader.link_key),
+        sections=sections.offered(),
+        values=values or chosen,
+        notice=notice,
+        error=error,
+        list_name=_settings().list_name,
+    )
+    return html, status
+
+
+@bp.get("/preferences/<token>")
+def preferences(token: str):
+    if token == tokens.TEST_UNSUBSCRIBE_TOKEN:
+        return _test_copy_page(TEST_PREFERENCES_LINK)
+    reader = subscriptions.reader_of(tokens.read_preferences_token(token))
+    return _preferences_page(reader, token)
+
+
+# Not exempt from CSRF: the page's form carries the token (only RFC 8058's POST is exempt).
+@bp.post("/preferences/<token>")
+@rate_limit(lambda: _settings().signup_rate_limit_ip)
+def preferences_post(token: str):
+    if token == tokens.TEST_UNSUBSCRIBE_TOKEN:
+        return _test_copy_page(TEST_PREFERENCES_LINK)
+    reader = subscriptions.reader_of(tokens.read_preferences_token(token))
+    data = _signup_input()
+    try:
+        choice = sections.parse_choice(data.get("sections"), data.get("frequency"))
+    except InvalidInput as error:
+        if wants_json():
+            raise
+        return _preferences_page(
+            reader, token, error=error.message, values=_kept_values(data), status=400
+        )
+    if not subscriptions.change_choice(reader.id, choice):
+        raise NotSubscribed("This address is not subscribed. Sign up again to choose.")
+    reader = subscriptions.reader_of(tokens.read_preferences_token(token))
+    if wants_json():
+        return jsonify(status="ok", sections=reader.sections, frequency=reader.frequency.value)
+    return _preferences_page(reader, token, notice="Saved. The next issue you get follows it.")
+
+
+class NotSubscribed(UserError):
+    status = 409
+    title = "Not subscribed"
 
 
 @bp.post("/resubscribe/<token>")

@@ -153,7 +153,8 @@ def preview_html():
     preview = digests.preview()
     if preview is None:
         abort(404)
-    return framed_html(preview.html.replace(emails.UNSUBSCRIBE_SLOT, "#"))
+    html = preview.html.replace(emails.UNSUBSCRIBE_SLOT, "#")
+    return framed_html(html.replace(emails.PREFERENCES_SLOT, "#"))
 
 
 @bp.post("/digest/test")
