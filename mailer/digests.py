@@ -8,11 +8,12 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mailer import article_queue, articles, delivery, editorial, emails, links
+from mailer import article_queue, articles, delivery, editorial, emails, links, sections
 from mailer.db import db
 from mailer.emails.render import RenderedEmail
 from mailer.errors import NotFound, UserError
 from mailer.models import (
+    ALL_SECTIONS_KEY,
     Article,
     Delivery,
     DeliveryStatus,
@@ -146,6 +147,21 @@ def _period_taken(period: str) -> bool:
     return db.session.scalar(select(Digest.id).where(Digest.period == period)) is not None
 
 
+def active_readers(frequency: Frequency) -> int:
+    return db.count(
+        select(func.count())
+        .select_from(Subscriber)
+        .where(Subscriber.status == SubscriberStatus.ACTIVE, Subscriber.frequency == frequency)
+    )
+
+
+def waiting_count(frequency: Frequency) -> int:
+    """Articles no digest of this frequency has sent yet (those still being taken in too:
+    a digest takes them in first)."""
+    unsent = (articles.digest_column(frequency).is_(None), Article.removed_at.is_(None))
+    return db.count(select(func.count()).select_from(Article).where(*unsent))
+
+
 def get_digest(digest_id: int) -> Digest:
     digest = db.session.get(Digest, digest_id)
     if digest is None:
@@ -206,9 +222,11 @@ def digest_articles(digest_id: int) -> list[Article]:
     )
 
 
-def preview() -> RenderedEmail | None:
-    """The next digest as readers would get it now, or None when nothing waits."""
-    chosen = articles.waiting_articles(current_app.config["MAILER"].digest_max_articles)
+def preview(sections_key: str = ALL_SECTIONS_KEY) -> RenderedEmail | None:
+    """The next daily digest as readers with these sections would get it now, or None
+    when nothing waits for them."""
+    waiting = articles.waiting_articles(current_app.config["MAILER"].digest_max_articles)
+    chosen = sections.articles_for(waiting, sections_key)
     if not chosen:
         return None
     draft = editorial.draft()

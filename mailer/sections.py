@@ -12,9 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flask import current_app
+from sqlalchemy import func, literal, select
 
+from mailer.db import db
 from mailer.errors import InvalidInput
-from mailer.models import ALL_SECTIONS_KEY, Article, Frequency
+from mailer.models import ALL_SECTIONS_KEY, Article, Frequency, Subscriber, SubscriberStatus
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,30 @@ def articles_for(chosen: Sequence[Article], key: str) -> list[Article]:
         return list(chosen)
     picked = set(key.split(","))
     return [a for a in chosen if a.section is None or a.section in picked]
+
+
+def reader_counts() -> dict[str, object]:
+    """Active readers per section offered (those who take every section included) and per
+    frequency, for the dashboard."""
+    active = Subscriber.status == SubscriberStatus.ACTIVE
+    per_frequency = dict(
+        db.session.execute(
+            select(Subscriber.frequency, func.count()).where(active).group_by(Subscriber.frequency)
+        ).all()
+    )
+    padded = literal(",") + Subscriber.sections + literal(",")
+    per_section = {
+        slug: db.count(
+            select(func.count())
+            .select_from(Subscriber)
+            .where(active, Subscriber.sections.is_(None) | padded.contains(f",{slug},"))
+        )
+        for slug, _name in offered()
+    }
+    return {
+        "sections": [(slug, name, per_section[slug]) for slug, name in offered()],
+        "frequencies": {f.value: per_frequency.get(f, 0) for f in Frequency},
+    }
 
 
 def stored_key(key: str | None) -> str:

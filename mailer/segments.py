@@ -17,7 +17,17 @@ from sqlalchemy import func, select
 from mailer import articles, emails, links, sections
 from mailer.db import db
 from mailer.emails.render import RenderedEmail
-from mailer.models import Article, Delivery, DeliveryStatus, Digest, DigestSegment
+from mailer.models import (
+    ALL_SECTIONS_KEY,
+    Article,
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    DigestSegment,
+    Frequency,
+    Subscriber,
+    SubscriberStatus,
+)
 
 
 def make_missing(digest: Digest, keys: Collection[str]) -> int:
@@ -97,3 +107,28 @@ def summaries(digest_id: int) -> list[SegmentSummary]:
         for key, count, seconds, readers, sent in rows
     ]
     return sorted(found, key=lambda s: (-s.readers, s.key))
+
+
+@dataclass(frozen=True)
+class PlannedSegment:
+    key: str
+    described: str
+    readers: int
+    articles: list[Article]  # what they would get now; empty: no mail for them
+
+
+def planned(frequency: Frequency, waiting: list[Article], limit: int = 64) -> list[PlannedSegment]:
+    """The next run of this frequency as it would go out now: each set of sections its
+    active readers chose (the largest `limit`), with the waiting articles they would get."""
+    key = func.coalesce(Subscriber.sections, ALL_SECTIONS_KEY)
+    rows = db.session.execute(
+        select(key, func.count())
+        .where(Subscriber.status == SubscriberStatus.ACTIVE, Subscriber.frequency == frequency)
+        .group_by(key)
+        .order_by(func.count().desc(), key)
+        .limit(limit)
+    ).all()
+    return [
+        PlannedSegment(k, sections.describe(k), n, sections.articles_for(waiting, k))
+        for k, n in rows
+    ]

@@ -199,7 +199,7 @@ def test_an_editor_previews_tests_and_sends_a_digest_and_watches_it_go(live, bro
     assert str(test_mail["Subject"]).startswith("[TEST]")
 
     page.on("dialog", lambda dialog: dialog.accept())  # "Send this digest to 30 readers now?"
-    page.get_by_role("button", name="Send to 30 readers").click()
+    page.get_by_role("button", name="Send to 30 daily readers").click()
     page.wait_for_url(re.compile(r".*/editor/digests/\d+$"))
     page.wait_for_selector('.bar[aria-valuenow="100"]', timeout=30_000)
     page.wait_for_selector("#progress[data-status=sent]", timeout=30_000)
@@ -353,7 +353,7 @@ def test_an_editor_shapes_the_digest_readers_get_the_archive_and_nobody_gets_an_
     assert frame.locator("strong", has_text="newsroom").is_visible()
     shot(page, "editor-next-digest-shaped")
     page.on("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Send to 2 readers").click()
+    page.get_by_role("button", name="Send to 2 daily readers").click()
     page.wait_for_selector("#progress[data-status=sent]", timeout=30_000)
     shot(page, "editor-digest-page")
     [mail] = outbox.wait_for("shaped0@example.org")

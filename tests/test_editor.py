@@ -159,7 +159,7 @@ def test_preview_and_test_send_touch_no_reader(app, console, worker, outbox):
     add_readers_and_article(app, 3)
     page = console.get("/editor/digest").get_data(as_text=True)
     assert "Console story" in page
-    assert "Send to 3 readers" in page
+    assert "Send to 3 daily readers" in page
     preview = console.get("/editor/digest/preview.html").get_data(as_text=True)
     assert "What the console shows." in preview
     response = console.post(

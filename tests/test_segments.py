@@ -10,6 +10,7 @@ from mailer.api_tokens import create_api_token
 from mailer.db import db
 from mailer.models import DigestSegment, Frequency, Subscriber, SubscriberStatus
 from tests.helpers import (
+    csrf_token,
     hidden_fields,
     html_body,
     link_path,
@@ -227,3 +228,44 @@ def test_the_preference_center_changes_what_the_next_run_sends(app, client, api,
     assert done["sent"] == 1
     [weekly] = outbox.to("reader@example.org")
     assert "Cup semi" in text_body(weekly)
+
+
+def test_the_console_shows_who_gets_what_and_sends_the_weekly_digest(
+    app, api, console, monkeypatch
+):
+    from mailer import jobs
+
+    monkeypatch.setattr(jobs, "enqueue", lambda *args: True)  # the pages are the point
+    add_chooser_readers(app, READERS)
+    api.article("Vote today", "vote", "politics")
+    api.article("Cup final", "cup", "sport")
+
+    page = console.get("/editor/digest").get_data(as_text=True)
+    assert "Who gets what" in page
+    assert '<td>World news</td><td>1</td>\n    <td><span class="muted">none: no mail' in page
+    assert "Send to 4 daily readers" in page
+    assert "2 readers chose one digest a week; 2 articles" in page
+    sport = console.get("/editor/digest/preview.html?sections=sport").get_data(as_text=True)
+    assert "Cup final" in sport and "Vote today" not in sport
+    assert console.get("/editor/digest/preview.html?sections=world").status_code == 404
+
+    dashboard = console.get("/editor/").get_data(as_text=True)
+    assert "4 active readers get the daily digest, 2 the weekly one." in dashboard
+    assert "<td>Sport</td><td>4</td>" in dashboard  # sport, everything, weekly, weeklysport
+
+    token = csrf_token(console, "/editor/digest")
+    sent = console.post(
+        "/editor/digest/send",
+        data={"csrf_token": token, "readers": "2", "frequency": "weekly"},
+        follow_redirects=True,
+    )
+    assert "(weekly)" in sent.get_data(as_text=True)
+    digest_id = int(sent.request.path.rsplit("/", 1)[1])
+    with app.app_context():
+        from mailer import delivery
+
+        delivery.materialize_digest(digest_id)  # the worker's part, here
+    shown = console.get(f"/editor/digests/{digest_id}").get_data(as_text=True)
+    assert "Per set of sections" in shown
+    assert "<td>Every section</td><td>2</td>\n    <td>1</td>" in shown
+    assert "<td>Sport</td><td>1</td>\n    <td>1</td>" in shown

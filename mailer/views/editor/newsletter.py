@@ -20,9 +20,11 @@ from mailer import (
     readers,
     scheduler,
     sections,
+    segments,
     subscriptions,
 )
 from mailer.errors import InvalidInput, UserError
+from mailer.models import ALL_SECTIONS_KEY, Frequency
 from mailer.views import framed_html
 from mailer.views.editor.blueprint import bp
 from mailer.views.inputs import page_number
@@ -42,6 +44,7 @@ def dashboard():
         chart=chart,
         last_bounces=readers.last_digest_bounces(),
         counts=subscriptions.count_by_status(),
+        choices=sections.reader_counts(),
         waiting=articles.waiting_articles(),
         recent=[digests.progress(d.id) for d in recent],
     )
@@ -92,13 +95,17 @@ def digest_archive(digest_id: int):
 
 @bp.get("/digest")
 def next_digest():
+    waiting = articles.waiting_in_digest_order(current_app.config["MAILER"].digest_max_articles)
     return render_template(
         "editor/next_digest.html",
         preview=digests.preview(),
         draft=editorial.draft(),
         subject_template=editorial.subject_template(),
-        waiting=articles.waiting_in_digest_order(current_app.config["MAILER"].digest_max_articles),
-        readers=subscriptions.count_by_status()["active"],
+        waiting=waiting,
+        readers=digests.active_readers(Frequency.DAILY),
+        plan=segments.planned(Frequency.DAILY, waiting),
+        weekly_readers=digests.active_readers(Frequency.WEEKLY),
+        weekly_waiting=digests.waiting_count(Frequency.WEEKLY),
     )
 
 
@@ -150,7 +157,9 @@ def article_move(article_id: int):
 
 @bp.get("/digest/preview.html")
 def preview_html():
-    preview = digests.preview()
+    # One segment's mail: ?sections=politics,sport (none: the whole digest).
+    key = request.args.get("sections", ALL_SECTIONS_KEY)[:1000]
+    preview = digests.preview(key)
     if preview is None:
         abort(404)
     html = preview.html.replace(emails.UNSUBSCRIBE_SLOT, "#")
@@ -171,12 +180,17 @@ def send_test():
 
 @bp.post("/digest/send")
 def send_digest():
-    readers = subscriptions.count_by_status()["active"]
+    try:
+        frequency = sections.parse_frequency(request.form.get("frequency"))
+    except InvalidInput as error:
+        flash(error.message, "error")
+        return redirect(url_for("editor.next_digest"))
+    readers = digests.active_readers(frequency)
     if request.form.get("readers") != str(readers):
         flash(f"The number of readers changed: it is now {readers}. Check and send again.", "error")
         return redirect(url_for("editor.next_digest"))
     try:
-        digest_id = digests.create_digest(trigger=f"editor:{g.editor.email}")
+        digest_id = digests.create_digest(trigger=f"editor:{g.editor.email}", frequency=frequency)
     except UserError as error:
         flash(error.message, "error")
         return redirect(url_for("editor.next_digest"))
@@ -201,6 +215,7 @@ def digest_page(digest_id: int):
         "editor/digest.html",
         progress=digests.progress(digest_id),
         articles=digests.digest_articles(digest_id),
+        segments=segments.summaries(digest_id),
         failed=failed,
         failed_total=failed_total,
         search=search,
