@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import nh3
-from flask import current_app
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
-from mailer import article_queue
+from mailer import article_queue, sections
 from mailer.db import db
 from mailer.errors import InvalidInput
 from mailer.models import Article, Frequency, utcnow
@@ -143,7 +142,7 @@ def parse_article(data: object) -> ArticleInput:
 def _section(value: object) -> str | None:
     if value is None or value == "":
         return None
-    slugs = [slug for slug, _name in current_app.config["MAILER"].sections]
+    slugs = [slug for slug, _name in sections.offered()]
     if not isinstance(value, str) or value not in slugs:
         shown = repr(value)[:60] if isinstance(value, str) else "that value"
         known = ", ".join(slugs) if slugs else "none are set up (MAILER_SECTIONS)"

@@ -92,6 +92,23 @@ class Subscriber(IdsNeverReused, Base):
         return f"<Subscriber {self.id} {self.status}>"
 
 
+class Section(Base):
+    """A section readers can choose; seeded from MAILER_SECTIONS, then an editor's to change.
+
+    The slug never changes (the API, feeds and readers' choices name it); the name does.
+    A retired section is offered to nobody and takes no new article, but readers who
+    chose it keep it in their choice.
+    """
+
+    __tablename__ = "sections"
+
+    slug: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    position: Mapped[int] = mapped_column(Integer)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ApiToken(IdsNeverReused, Base):
     """A bearer token for the site's API; only its SHA-256 is stored."""
 

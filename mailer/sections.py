@@ -8,15 +8,25 @@ Front-page articles (no section) go to every reader, whatever they chose.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import func, literal, select
 
+from mailer.config import SECTION_SLUG
 from mailer.db import db
-from mailer.errors import InvalidInput
-from mailer.models import ALL_SECTIONS_KEY, Article, Frequency, Subscriber, SubscriberStatus
+from mailer.errors import InvalidInput, NotFound
+from mailer.models import (
+    ALL_SECTIONS_KEY,
+    Article,
+    Frequency,
+    Section,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -27,9 +37,49 @@ class Choice:
     frequency: Frequency = Frequency.DAILY
 
 
+# Read on every signup: kept this long per process, so an editor's change shows within it.
+CACHE_SECONDS = 5.0
+_cache: dict[tuple[int, tuple], tuple[float, tuple[tuple[str, str], ...]]] = {}
+
+
 def offered() -> tuple[tuple[str, str], ...]:
-    """(slug, name) of the sections readers can choose, in the order they see them."""
-    return current_app.config["MAILER"].sections
+    """(slug, name) of the sections readers can choose now, in the order they see them."""
+    key = (id(current_app), current_app.config["MAILER"].sections)
+    cached = _cache.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    found = tuple((row.slug, row.name) for row in every_section() if row.retired_at is None)
+    _cache[key] = (time.monotonic() + CACHE_SECONDS, found)
+    return found
+
+
+def forget() -> None:
+    """Drops what offered() kept: after a change here, and between tests."""
+    _cache.clear()
+
+
+def every_section() -> list[Section]:
+    """Every section, retired ones too, in order; MAILER_SECTIONS' new slugs added first."""
+    rows = list(db.session.scalars(select(Section).order_by(Section.position, Section.slug)))
+    known = {row.slug for row in rows}
+    missing = [(s, n) for s, n in current_app.config["MAILER"].sections if s not in known]
+    if not missing:
+        return rows
+    # On a connection of its own: this may run inside a request's read, and the slugs of
+    # the environment are added once, whoever comes first (a rename here is kept).
+    start = max((row.position for row in rows), default=0) + 1
+    with db.engine.begin() as connection:
+        for offset, (slug, name) in enumerate(missing):
+            connection.execute(
+                db.insert(Section)
+                .values(slug=slug, name=name, position=start + offset, created_at=utcnow())
+                .on_conflict_do_nothing()
+            )
+    added = [
+        Section(slug=slug, name=name, position=start + offset, retired_at=None)
+        for offset, (slug, name) in enumerate(missing)
+    ]
+    return rows + added
 
 
 def names() -> dict[str, str]:
@@ -87,7 +137,9 @@ def describe(key: str | None) -> str:
     """The key as a reader or an editor reads it: "Every section" or "Politics, Sport"."""
     if key is None or key == ALL_SECTIONS_KEY:
         return "Every section"
-    known = names()
+    known = {
+        row.slug: row.name + (" (retired)" if row.retired_at else "") for row in every_section()
+    }
     shown = [known.get(slug, f"{slug} (retired)") for slug in key.split(",") if slug]
     return ", ".join(shown) or "Front page only"
 
@@ -128,3 +180,88 @@ def reader_counts() -> dict[str, object]:
 def stored_key(key: str | None) -> str:
     """Subscriber.sections as a segment's key (None: ALL_SECTIONS_KEY)."""
     return ALL_SECTIONS_KEY if key is None else key
+
+
+# --- an editor's changes --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SectionRow:
+    slug: str
+    name: str
+    retired: bool
+    readers: int  # active readers whose choice names it (those of every section not counted)
+    only_this: int  # of them, readers for whom it is the only section
+
+
+def overview() -> list[SectionRow]:
+    rows = []
+    for row in every_section():
+        padded = literal(",") + Subscriber.sections + literal(",")
+        active = Subscriber.status == SubscriberStatus.ACTIVE
+        naming = db.count(
+            select(func.count())
+            .select_from(Subscriber)
+            .where(active, padded.contains(f",{row.slug},"))
+        )
+        alone = db.count(
+            select(func.count())
+            .select_from(Subscriber)
+            .where(active, Subscriber.sections == row.slug)
+        )
+        rows.append(SectionRow(row.slug, row.name, row.retired_at is not None, naming, alone))
+    return rows
+
+
+def _clean_name(raw: object) -> str:
+    name = " ".join(raw.split()) if isinstance(raw, str) else ""
+    if not name or len(name) > 60 or any(not c.isprintable() for c in name):
+        raise InvalidInput("A section's name is one line of 1 to 60 characters.")
+    return name
+
+
+def add_section(slug: object, name: object) -> str:
+    """A new section, offered from now on; readers of every section get it at once."""
+    if not isinstance(slug, str) or not SECTION_SLUG.fullmatch(slug):
+        raise InvalidInput(
+            "A section's short name (for the API and links) is lowercase letters, digits and "
+            "hyphens, at most 40."
+        )
+    rows = every_section()
+    if any(row.slug == slug for row in rows):
+        raise InvalidInput(f"There is already a section '{slug}'.")
+    with db.transaction():
+        db.session.add(
+            Section(
+                slug=slug,
+                name=_clean_name(name),
+                position=max((row.position for row in rows), default=0) + 1,
+            )
+        )
+    forget()
+    return slug
+
+
+def _change(slug: str, **values: object) -> None:
+    every_section()  # MAILER_SECTIONS' slugs exist before an editor changes one
+    with db.transaction():
+        section = db.session.get(Section, slug)
+        if section is None:
+            raise NotFound(f"There is no section '{slug[:40]}'.")
+        for field, value in values.items():
+            setattr(section, field, value)
+    forget()
+
+
+def rename_section(slug: str, name: object) -> None:
+    _change(slug, name=_clean_name(name))
+
+
+def retire_section(slug: str) -> None:
+    """Offered to nobody and no new article filed there; readers keep it in their choice
+    (it may come back), so nobody's choice is changed behind their back."""
+    _change(slug, retired_at=utcnow())
+
+
+def restore_section(slug: str) -> None:
+    _change(slug, retired_at=None)

@@ -26,7 +26,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, delete, text
 from sqlalchemy.exc import IntegrityError
 
-from mailer import create_app
+from mailer import create_app, sections
 from mailer.config import Settings, load_settings, normalize_database_url
 from mailer.migrate import upgrade
 from mailer.models import Base
@@ -320,6 +320,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         return True
 
     wait_until(wipe, timeout=30, message="could not clean the database")
+    sections.forget()  # the sections a previous test's stack kept for a few seconds
     client = redis.Redis.from_url(app.config["MAILER"].redis_url)
     # Only mailer's own keys (queues, journals, counters, rate limits): flushing
     # would also drop the broker's queue bindings.

@@ -136,3 +136,67 @@ def test_a_feed_section_must_name_a_known_section_and_feed(feed_sections, compla
                 "MAILER_FEED_SECTIONS": feed_sections,
             }
         )
+
+
+def test_editors_add_rename_retire_and_restore_sections(
+    app, client, console, post_article, settings_override
+):
+    from mailer.models import Subscriber, SubscriberStatus
+
+    settings_override(sections=SECTIONS)
+    with app.app_context():
+        db.session.add_all(
+            [
+                Subscriber(
+                    email="only@example.org",
+                    email_key="only@example.org",
+                    status=SubscriberStatus.ACTIVE,
+                    sections="sport",
+                ),
+                Subscriber(
+                    email="all@example.org",
+                    email_key="all@example.org",
+                    status=SubscriberStatus.ACTIVE,
+                ),
+            ]
+        )
+        db.session.commit()
+    page = console.get("/editor/sections").get_data(as_text=True)
+    assert '<td>1 <span class="muted">(1 with no other section)</span></td>' in page
+    token = csrf_token(console, "/editor/sections")
+
+    console.post("/editor/sections", data={"csrf_token": token, "slug": "arts", "name": "Arts"})
+    console.post("/editor/sections/world/rename", data={"csrf_token": token, "name": "The World"})
+    console.post("/editor/sections/sport/retire", data={"csrf_token": token})
+    form = client.get("/subscribe").get_data(as_text=True)
+    assert 'value="arts"' in form and "The World" in form and 'value="sport"' not in form
+    refused = post_article(title="Match", url="https://news.example.org/m", section="sport")
+    assert refused.status_code == 400
+    assert (
+        post_article(title="Show", url="https://news.example.org/s", section="arts").status_code
+        == 201
+    )
+    with app.app_context():
+        # A retired section stays in the choice of readers who made it.
+        kept = db.session.scalar(
+            select(Subscriber.sections).where(Subscriber.email_key == "only@example.org")
+        )
+        assert kept == "sport"
+        from mailer import sections
+
+        assert sections.describe("sport,world") == "Sport (retired), The World"
+
+    console.post("/editor/sections/sport/restore", data={"csrf_token": token})
+    assert 'value="sport"' in client.get("/subscribe").get_data(as_text=True)
+    bad = console.post(
+        "/editor/sections", data={"csrf_token": token, "slug": "Bad Slug", "name": "X"}
+    )
+    assert "lowercase letters" in console.get("/editor/sections").get_data(as_text=True)
+    assert bad.status_code == 302
+    assert (
+        console.post("/editor/sections/nope/retire", data={"csrf_token": token}).status_code == 302
+    )
+    assert (
+        console.post("/editor/sections/sport/explode", data={"csrf_token": token}).status_code
+        == 404
+    )

@@ -7,6 +7,8 @@ Revises: 0016
 import sqlalchemy as sa
 from alembic import op
 
+from mailer.models import UTCDateTime
+
 revision = "0017"
 down_revision = "0016"
 branch_labels = None
@@ -35,6 +37,15 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("subject_given", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    op.create_table(
+        "sections",
+        sa.Column("slug", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("retired_at", UTCDateTime(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("slug", name=op.f("pk_sections")),
+    )
     op.create_table(
         "digest_segments",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -74,6 +85,7 @@ def downgrade() -> None:
         batch_op.drop_constraint("fk_deliveries_segment_id_digest_segments", type_="foreignkey")
         batch_op.drop_column("segment_id")
     op.drop_table("digest_segments")
+    op.drop_table("sections")
     with op.batch_alter_table("digests", table_kwargs=KEEP_IDS) as batch_op:
         batch_op.drop_column("subject_given")
         batch_op.drop_column("nothing_new")

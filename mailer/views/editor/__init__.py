@@ -4,8 +4,8 @@ One blueprint (`blueprint.py`, which asks for a login on every page), its pages 
 one module per part of the console.
 """
 
-from mailer.views.editor import account, newsletter, readers
+from mailer.views.editor import account, newsletter, readers, sections
 from mailer.views.editor.account import open_session
 from mailer.views.editor.blueprint import bp
 
-__all__ = ["account", "bp", "newsletter", "open_session", "readers"]
+__all__ = ["account", "bp", "newsletter", "open_session", "readers", "sections"]
