@@ -87,12 +87,13 @@ def register_commands(app: Flask) -> None:
         click.echo(f"API token {name!r} revoked.")
 
     @app.cli.command("send-digest")
-    def send_digest() -> None:
+    @click.option("--weekly", is_flag=True, help="The weekly digest, for readers who chose it.")
+    def send_digest(weekly: bool) -> None:
         """Make a digest of the waiting articles and start sending it."""
-        from mailer.digests import create_digest, progress
+        from mailer.digests import active_readers, create_digest, progress
         from mailer.errors import UserError
+        from mailer.models import Frequency
         from mailer.stack_settings import differences
-        from mailer.subscriptions import count_by_status
 
         differ = differences(current_app.config["MAILER"])
         if differ:
@@ -102,14 +103,15 @@ def register_commands(app: Flask) -> None:
                 + "\n  ".join(differ)
                 + "\nExport the same values here, or put them in .env for every process."
             )
+        frequency = Frequency.WEEKLY if weekly else Frequency.DAILY
         try:
-            digest_id = create_digest(trigger="cli")
+            digest_id = create_digest(trigger="cli", frequency=frequency)
         except UserError as error:
             raise click.ClickException(error.message) from None
         info = progress(digest_id)
-        readers = count_by_status()["active"]
+        readers = active_readers(frequency)
         click.echo(
-            f"Digest {digest_id} is sending to {readers} readers "
+            f"Digest {digest_id} is sending to {readers} {frequency} readers "
             f"({info['articles']} articles): {info['subject']}"
         )
 

@@ -269,3 +269,19 @@ def test_the_console_shows_who_gets_what_and_sends_the_weekly_digest(
     assert "Per set of sections" in shown
     assert "<td>Every section</td><td>2</td>\n    <td>1</td>" in shown
     assert "<td>Sport</td><td>1</td>\n    <td>1</td>" in shown
+
+
+def test_a_choice_changed_during_a_send_applies_from_the_next_run(app, api, monkeypatch, outbox):
+    from mailer import delivery, subscriptions
+    from mailer.sections import Choice
+
+    add_chooser_readers(app, {"mid@example.org": ("politics", Frequency.DAILY)})
+    api.article("Vote today", "vote", "politics")
+    api.article("Cup final", "cup", "sport")
+    digest_id = make_digest_here(app, monkeypatch)  # its rows are made: the run has begun
+    with app.app_context():
+        reader = db.session.scalars(select(Subscriber.id)).one()
+        assert subscriptions.change_choice(reader, Choice("sport", Frequency.WEEKLY))
+        delivery.send_batch(digest_id)
+    [mail] = outbox.to("mid@example.org")
+    assert titles_in(mail) == {"Vote today"}  # the mail of the choice it was made with
