@@ -15,7 +15,7 @@ from sqlalchemy import select
 from mailer.api_tokens import create_api_token
 from mailer.db import db
 from mailer.models import Editor, Subscriber
-from mailer.tokens import make_confirm_token, make_unsubscribe_token
+from mailer.tokens import make_confirm_token, make_preferences_token, make_unsubscribe_token
 from tests.helpers import add_article, add_readers, hidden_fields, reader_link
 from tools.fuzzcases import CSRF, Context, cases
 
@@ -30,7 +30,11 @@ def context(app) -> Context:
         ids = [str(i) for i in db.session.scalars(select(Subscriber.id))]
         reader = reader_link(app, int(ids[0]))
         api_token = create_api_token("fuzz")
-        tokens = [make_confirm_token(*reader), make_unsubscribe_token(*reader)]
+        tokens = [
+            make_confirm_token(*reader),
+            make_unsubscribe_token(*reader),
+            make_preferences_token(*reader),
+        ]
     return Context(tokens=tokens, ids=[*ids, "1"], csrf_token=CSRF, api_token=api_token)
 
 

@@ -27,7 +27,7 @@ from mailer.config import load_settings
 from mailer.db import db
 from mailer.editors import create_editor
 from mailer.models import Article, Subscriber, SubscriberStatus, utcnow
-from mailer.tokens import make_confirm_token, make_unsubscribe_token
+from mailer.tokens import make_confirm_token, make_preferences_token, make_unsubscribe_token
 from tools.fuzzcases import CSRF, Case, Context, cases
 from tools.stack import Stack
 
@@ -97,7 +97,9 @@ def seed(stack: Stack) -> tuple[Context, object]:
         db.session.commit()
         readers = db.session.execute(select(Subscriber.id, Subscriber.link_key)).all()
         tokens = [
-            make(*r) for r in readers for make in (make_confirm_token, make_unsubscribe_token)
+            make(*r)
+            for r in readers
+            for make in (make_confirm_token, make_unsubscribe_token, make_preferences_token)
         ]
         ids = [str(r[0]) for r in readers]
     return Context(tokens=tokens, ids=ids, csrf_token=CSRF, api_token=api_token), app

@@ -49,7 +49,9 @@ CSRF = "__MAILER_FUZZ_CSRF__"
 class Context:
     """What the runner knows of the app under test: real tokens and ids to mix in."""
 
-    tokens: list[str] = field(default_factory=list)  # valid confirm and unsubscribe tokens
+    tokens: list[str] = field(
+        default_factory=list
+    )  # valid confirm, unsubscribe and preferences tokens
     ids: list[str] = field(default_factory=lambda: ["1"])  # ids that exist
     csrf_token: str = ""
     api_token: str = ""
