@@ -290,17 +290,19 @@ def test_a_reader_signs_up_confirms_and_unsubscribes_in_the_browser(live, browse
 def test_the_signup_box_on_a_listed_site_works_and_one_elsewhere_is_refused(
     live, browser, sites, outbox
 ):
-    from mailer.views.editor.newsletter import SNIPPET
+    from mailer.models import Frequency
+    from mailer.views.editor.newsletter import embed_snippet
 
     base, app = live
     listed, unlisted = sites
-    snippet = SNIPPET.format(action=base + "/subscribe", name="Example News")
+    snippet = embed_snippet(base + "/subscribe", "Example News", ())
     listed.show(snippet)
     unlisted.show(snippet)
     page = browser.new_page(viewport={"width": 390, "height": 800}, bypass_csp=True)
 
     page.goto(listed.origin + "/politics/cycle-lanes")
     page.fill("#newsletter-email", "from-the-site@example.org")
+    page.get_by_label("Weekly").check()
     page.get_by_role("button", name="Subscribe").click()
     page.wait_for_selector("text=Check your inbox")
     shot(page, "embed-check-your-inbox")
@@ -314,8 +316,8 @@ def test_the_signup_box_on_a_listed_site_works_and_one_elsewhere_is_refused(
     page.wait_for_selector("text=may only be sent from")
     shot(page, "embed-refused")
     with app.app_context():
-        emails = set(db.session.scalars(select(Subscriber.email)))
-    assert emails == {"from-the-site@example.org"}
+        readers = dict(db.session.execute(select(Subscriber.email, Subscriber.frequency)).all())
+    assert readers == {"from-the-site@example.org": Frequency.WEEKLY}
 
 
 def test_an_editor_shapes_the_digest_readers_get_the_archive_and_nobody_gets_an_empty_send(

@@ -307,13 +307,16 @@ def _snippet_choices(offered: tuple[tuple[str, str], ...]) -> str:
     )
 
 
+def embed_snippet(action: str, name: str, offered: tuple[tuple[str, str], ...]) -> str:
+    """The signup form a site pastes under its articles."""
+    return SNIPPET.format(action=action, name=name, choices=_snippet_choices(offered))
+
+
 @bp.get("/signup-form")
 def signup_form():
     settings = current_app.config["MAILER"]
-    html_snippet = SNIPPET.format(
-        action=settings.base_url.rstrip("/") + "/subscribe",
-        name=settings.list_name,
-        choices=_snippet_choices(sections.offered()),
+    html_snippet = embed_snippet(
+        settings.base_url.rstrip("/") + "/subscribe", settings.list_name, sections.offered()
     )
     return render_template(
         "editor/signup_form.html",
