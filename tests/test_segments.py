@@ -285,3 +285,31 @@ def test_a_choice_changed_during_a_send_applies_from_the_next_run(app, api, monk
         delivery.send_batch(digest_id)
     [mail] = outbox.to("mid@example.org")
     assert titles_in(mail) == {"Vote today"}  # the mail of the choice it was made with
+
+
+def test_a_chunks_rows_are_made_segment_by_segment(app, api, monkeypatch):
+    from mailer.models import Delivery
+
+    # Alternating choices: in subscriber order the sets interleave.
+    add_chooser_readers(
+        app,
+        {
+            f"r{n}@example.org": ("politics" if n % 2 else "sport", Frequency.DAILY)
+            for n in range(40)
+        },
+    )
+    api.article("Vote today", "vote", "politics")
+    api.article("Cup final", "cup", "sport")
+    digest_id = make_digest_here(app, monkeypatch)
+    with app.app_context():
+        in_id_order = list(
+            db.session.scalars(
+                select(Delivery.segment_id)
+                .where(Delivery.digest_id == digest_id)
+                .order_by(Delivery.id)
+            )
+        )
+    # So a batch prepares one message per segment it holds, not one per reader's choice.
+    assert len(in_id_order) == 40
+    changes = sum(1 for a, b in zip(in_id_order, in_id_order[1:], strict=False) if a != b)
+    assert changes == 1

@@ -115,6 +115,9 @@ def _make_rows(digest: Digest, start: int, end: int) -> tuple[int, int | None, i
         )
         .join(DigestSegment, segment)
         .where(*in_range, DigestSegment.articles > 0)
+        # Ids follow segments, so a batch (the lowest ids owed) holds one or two segments'
+        # readers and prepares one or two messages, not one per set of sections.
+        .order_by(DigestSegment.id, Subscriber.id)
     )
     # Two materializers at once both make the range; the watermark keeps one.
     session.execute(
