@@ -3,6 +3,8 @@ front page's) at the frequency they chose, rendered once per set of sections."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import func, select
 
@@ -311,5 +313,5 @@ def test_a_chunks_rows_are_made_segment_by_segment(app, api, monkeypatch):
         )
     # So a batch prepares one message per segment it holds, not one per reader's choice.
     assert len(in_id_order) == 40
-    changes = sum(1 for a, b in zip(in_id_order, in_id_order[1:], strict=False) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(in_id_order) if a != b)
     assert changes == 1
