@@ -133,13 +133,19 @@ def chosen_slugs(key: str | None) -> list[str]:
     return [slug for slug, _name in offered() if slug in picked]
 
 
-def describe(key: str | None) -> str:
-    """The key as a reader or an editor reads it: "Every section" or "Politics, Sport"."""
-    if key is None or key == ALL_SECTIONS_KEY:
-        return "Every section"
-    known = {
+def labels() -> dict[str, str]:
+    """Every section's name by slug, retired ones marked so."""
+    return {
         row.slug: row.name + (" (retired)" if row.retired_at else "") for row in every_section()
     }
+
+
+def describe(key: str | None, known: dict[str, str] | None = None) -> str:
+    """The key as a reader or an editor reads it: "Every section" or "Politics, Sport".
+    `known`: labels(), when describing many keys."""
+    if key is None or key == ALL_SECTIONS_KEY:
+        return "Every section"
+    known = labels() if known is None else known
     shown = [known.get(slug, f"{slug} (retired)") for slug in key.split(",") if slug]
     return ", ".join(shown) or "Front page only"
 

@@ -102,8 +102,9 @@ def summaries(digest_id: int) -> list[SegmentSummary]:
         .where(DigestSegment.digest_id == digest_id)
         .group_by(DigestSegment.id)
     ).all()
+    known = sections.labels()
     found = [
-        SegmentSummary(key, sections.describe(key), count, readers, sent, seconds)
+        SegmentSummary(key, sections.describe(key, known), count, readers, sent, seconds)
         for key, count, seconds, readers, sent in rows
     ]
     return sorted(found, key=lambda s: (-s.readers, s.key))
@@ -128,7 +129,8 @@ def planned(frequency: Frequency, waiting: list[Article], limit: int = 64) -> li
         .order_by(func.count().desc(), key)
         .limit(limit)
     ).all()
+    known = sections.labels()
     return [
-        PlannedSegment(k, sections.describe(k), n, sections.articles_for(waiting, k))
+        PlannedSegment(k, sections.describe(k, known), n, sections.articles_for(waiting, k))
         for k, n in rows
     ]
