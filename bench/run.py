@@ -2,11 +2,14 @@
 
 python -m bench.run                          # 10,000 and 100,000 readers, every table
 python -m bench.run --readers 1000 --smoke   # the code path only (SQLite, a Python sink)
+python -m bench.run --segments 1 16 --segment-readers 5000   # the segments table's sizes
 
 Every row starts from a fresh database and the Procfile's redis, web and worker
 (bench/shipped.py). Baselines run against the same sink in the same run: plain
 smtplib in forked processes of a fresh interpreter (bench/raw.py) and Postfix's
-smtp-source (bench/wire.py). Results are appended to bench/results.jsonl.
+smtp-source (bench/wire.py). The segments table (bench/segments.py) compares a daily run
+to readers of many sets of sections with the single-segment run of the same bench.
+Results are appended to bench/results.jsonl.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 from pathlib import Path
 
 from bench.raw import run_in_fresh_process
+from bench.segments import MAX_SEGMENTS, print_segments, segments_table
 from bench.services import ensure_tools
 from bench.shipped import SendResult, ShippedStack
 from bench.signup import signup_benchmark
@@ -27,6 +31,8 @@ from mailer.dkim_keys import generate, write_key
 
 RESULTS = Path(__file__).resolve().parent / "results.jsonl"
 SIDE_READERS = 20_000  # the scaling curve's and the DKIM table's runs
+SEGMENT_READERS = 100_000  # the segments table's daily readers (issue #13)
+SEGMENTS = [1, 16, 64]
 BASELINE_MESSAGES = 20_000
 WIRE_SESSIONS = (1, 2, 4)
 
@@ -46,7 +52,23 @@ def main() -> None:
     parser.add_argument(
         "--dkim-readers", type=int, default=SIDE_READERS, help="readers for the DKIM table; 0 skips"
     )
+    parser.add_argument(
+        "--segments",
+        type=int,
+        nargs="*",
+        default=None,
+        help=f"sets of sections for the segments table, each 1 to {MAX_SEGMENTS} (1 is the "
+        "single-segment baseline); none to skip. Default 1 16 64, with --smoke 1 16",
+    )
+    parser.add_argument(
+        "--segment-readers",
+        type=int,
+        default=None,
+        help=f"daily readers of the segments table (default {SEGMENT_READERS:,}, with --smoke "
+        "1,000); a quarter as many weekly readers are added",
+    )
     args = parser.parse_args()
+    _segment_defaults(parser, args)
     if not args.smoke:
         ensure_tools()
     workers = os.cpu_count() or 1  # what the Procfile's worker starts: one process per CPU
@@ -65,6 +87,9 @@ def main() -> None:
             headline_row(shipped, readers, workers, wire=not args.smoke) for readers in args.readers
         ]
         print_headline(record["send"])
+        if args.segments:
+            record["segments"] = segments_table(shipped, args.segments, args.segment_readers)
+            print_segments(record["segments"])
         if not args.smoke:
             record["scaling"] = [scaling_row(shipped, n) for n in args.scaling]
             print_scaling(record["scaling"])
@@ -79,6 +104,18 @@ def main() -> None:
     if not args.smoke:
         with RESULTS.open("a") as out:
             out.write(json.dumps(record) + "\n")
+
+
+def _segment_defaults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The smoke run's segments table is small: two rows of 1,000 readers, about 20 s."""
+    if args.segments is None:
+        args.segments = [1, 16] if args.smoke else SEGMENTS
+    if args.segment_readers is None:
+        args.segment_readers = 1_000 if args.smoke else SEGMENT_READERS
+    if any(not 1 <= n <= MAX_SEGMENTS for n in args.segments):
+        parser.error(f"--segments: each between 1 and {MAX_SEGMENTS}")
+    if args.segments and args.segment_readers < max(args.segments):
+        parser.error("--segment-readers: at least one daily reader per set of sections")
 
 
 def _send(shipped: ShippedStack, readers: int, worker_settings=None, pems=(), raw_processes=0):

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,10 @@ SUMMARY = (
 ) * 8
 # import-subscribers takes files of up to 20 MB; 200,000 rows of this shape are 14 MB.
 ROWS_PER_FILE = 200_000
+# Rows with sections and a frequency are up to half as long again: fewer per file.
+CHOICE_ROWS_PER_FILE = 100_000
+# A reader's (sections, frequency) cells by their number; sections are slugs joined by spaces.
+Chooser = Callable[[int], tuple[str, str]]
 
 
 @dataclass
@@ -48,6 +53,7 @@ class SendResult:
     total_seconds: float
     trigger_seconds: float  # how long POST /api/digests took to answer
     worker_rss_mb: list[float]
+    digest_id: int
 
 
 class ShippedStack:
@@ -98,10 +104,11 @@ class ShippedStack:
 
     # --- what the site and the editor do, from outside ---
 
-    def import_readers(self, readers: int) -> float:
-        """Seconds `mailer import-subscribers` takes for `readers` new confirmed readers."""
+    def import_readers(self, readers: int, choose: Chooser | None = None) -> float:
+        """Seconds `mailer import-subscribers` takes for `readers` new confirmed readers
+        (with the sections and frequency `choose` gives each, if given)."""
         assert self.stack is not None
-        files = write_csvs(self.directory, readers)
+        files = write_csvs(self.directory, readers, choose=choose)
         began = time.perf_counter()
         for path in files:
             self.stack.mailer("import-subscribers", str(path))
@@ -110,18 +117,20 @@ class ShippedStack:
             path.unlink()
         return seconds
 
-    def push_articles(self) -> None:
-        for n in range(ARTICLES):
+    def push_articles(self, sections: Sequence[str | None] = (None,) * ARTICLES) -> None:
+        """One article per item of `sections`, filed there (None: the front page)."""
+        for n, section in enumerate(sections):
             article = {
                 "title": f"Story {n}: council approves the new cycle lanes",
                 "url": f"https://news.example.org/story/{n}",
                 "summary": SUMMARY,
                 "author": "Newsroom",
+                **({"section": section} if section else {}),
             }
             self.api("POST", "/api/articles", article)
         assert self.stack is not None
         # Accepted articles are queued; the worker makes them ready for the next digest.
-        wait_for(lambda: self.waiting_articles() == ARTICLES, "the articles", timeout=60)
+        wait_for(lambda: self.waiting_articles() == len(sections), "the articles", timeout=60)
 
     def waiting_articles(self) -> int:
         return int(
@@ -130,11 +139,13 @@ class ShippedStack:
             )
         )
 
-    def send(self, readers: int, timeout: float = 3600) -> SendResult:
-        """Trigger through the API, poll progress as the console does, read the ledger."""
+    def send(self, readers: int, timeout: float = 3600, frequency: str | None = None) -> SendResult:
+        """Trigger through the API, poll progress as the console does, read the ledger.
+        `readers`: how many must get it (of `frequency`, when given: the API's default else)."""
         began_wall = datetime.now(UTC)
         began = time.perf_counter()
-        digest = self.api("POST", "/api/digests", None)
+        body = {"frequency": frequency} if frequency else None
+        digest = self.api("POST", "/api/digests", body)
         answered = time.perf_counter() - began
         deadline = time.monotonic() + timeout
         while not digest["done"]:
@@ -174,6 +185,7 @@ class ShippedStack:
             total_seconds=total,
             trigger_seconds=answered,
             worker_rss_mb=rss,
+            digest_id=digest["id"],
         )
 
     def sample_message(self) -> bytes:
@@ -263,20 +275,31 @@ def reset_database(url: str) -> None:
     upgrade(url)
 
 
-def write_csvs(directory: Path, readers: int, first: int = 1) -> list[Path]:
-    """Readers as CSV files import-subscribers takes, in files of at most ROWS_PER_FILE."""
+def write_csvs(
+    directory: Path, readers: int, first: int = 1, choose: Chooser | None = None
+) -> list[Path]:
+    """Readers as CSV files import-subscribers takes, in files under its 20 MB limit.
+    Without `choose` the files have no sections or frequency columns (every section,
+    daily), so the headline's import reads exactly what it always read."""
+    per_file = ROWS_PER_FILE if choose is None else CHOICE_ROWS_PER_FILE
     paths = []
-    for start in range(first, first + readers, ROWS_PER_FILE):
-        end = min(start + ROWS_PER_FILE, first + readers)
+    for start in range(first, first + readers, per_file):
+        end = min(start + per_file, first + readers)
         path = directory / f"readers-{start}.csv"
         with path.open("w") as out:
-            out.write("email,name,status,consented_at\n")
-            out.writelines(
-                f"reader{n}@example.org,Reader {n},active,2026-01-01T00:00:00Z\n"
-                for n in range(start, end)
-            )
+            out.write("email,name,status,consented_at" + (",sections,frequency" if choose else ""))
+            out.write("\n")
+            out.writelines(_csv_row(n, choose) for n in range(start, end))
         paths.append(path)
     return paths
+
+
+def _csv_row(n: int, choose: Chooser | None) -> str:
+    row = f"reader{n}@example.org,Reader {n},active,2026-01-01T00:00:00Z"
+    if choose is None:
+        return row + "\n"
+    sections, frequency = choose(n)
+    return f"{row},{sections},{frequency}\n"
 
 
 def environ_for(stack: ShippedStack) -> dict[str, str]:
