@@ -38,7 +38,7 @@ SUMMARY = (
 ) * 8
 # import-subscribers takes files of up to 20 MB; 200,000 rows of this shape are 14 MB.
 ROWS_PER_FILE = 200_000
-# Rows with sections and a frequency are up to half as long again: fewer per file.
+# Rows with sections and a frequency are half as long again: 200,000 would pass 20 MB.
 CHOICE_ROWS_PER_FILE = 100_000
 # A reader's (sections, frequency) cells by their number; sections are slugs joined by spaces.
 Chooser = Callable[[int], tuple[str, str]]
@@ -141,7 +141,7 @@ class ShippedStack:
 
     def send(self, readers: int, timeout: float = 3600, frequency: str | None = None) -> SendResult:
         """Trigger through the API, poll progress as the console does, read the ledger.
-        `readers`: how many must get it (of `frequency`, when given: the API's default else)."""
+        `readers`: how many must get it; `frequency`: the run's (none: the API's default)."""
         began_wall = datetime.now(UTC)
         began = time.perf_counter()
         body = {"frequency": frequency} if frequency else None
