@@ -315,3 +315,65 @@ def test_a_chunks_rows_are_made_segment_by_segment(app, api, monkeypatch):
     assert len(in_id_order) == 40
     changes = sum(1 for a, b in itertools.pairwise(in_id_order) if a != b)
     assert changes == 1
+
+
+def test_a_choice_changed_while_rows_are_made_still_gets_the_reader_one_mail(app, api, monkeypatch):
+    from sqlalchemy import update
+
+    from mailer import segments
+    from mailer.models import Delivery
+
+    add_chooser_readers(
+        app,
+        {
+            "still@example.org": ("politics", Frequency.DAILY),
+            "flip@example.org": ("politics", Frequency.DAILY),
+        },
+    )
+    api.article("Vote today", "vote", "politics")
+    api.article("Cup final", "cup", "sport")
+    real = segments.make_missing
+
+    def make_then_flip(digest, keys):
+        made = real(digest, keys)
+        # The reader saves new choices after their key was read, before their row is made.
+        db.session.execute(
+            update(Subscriber)
+            .where(Subscriber.email_key == "flip@example.org", Subscriber.sections == "politics")
+            .values(sections="sport")
+        )
+        return made
+
+    monkeypatch.setattr(segments, "make_missing", make_then_flip)
+    digest_id = make_digest_here(app, monkeypatch)
+    with app.app_context():
+        got = dict(
+            db.session.execute(
+                select(Subscriber.email_key, DigestSegment.sections_key)
+                .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                .join(DigestSegment, DigestSegment.id == Delivery.segment_id)
+                .where(Delivery.digest_id == digest_id)
+            ).all()
+        )
+    assert got == {"still@example.org": "politics", "flip@example.org": "sport"}
+
+
+def test_readers_with_nothing_new_are_counted_once_over_many_chunks(app, api, monkeypatch):
+    import mailer.delivery.rows
+
+    monkeypatch.setattr(mailer.delivery.rows, "FIRST_CHUNK", 3)
+    monkeypatch.setattr(mailer.delivery.rows, "MATERIALIZE_CHUNK", 4)
+    add_chooser_readers(
+        app,
+        {
+            f"r{n}@example.org": ("world" if n % 3 else "politics", Frequency.DAILY)
+            for n in range(20)
+        },
+    )
+    api.article("Vote today", "vote", "politics")
+    digest_id = make_digest_here(app, monkeypatch)
+    with app.app_context():
+        from mailer import digests
+
+        progress = digests.progress(digest_id)
+    assert (progress["total"], progress["nothing_new"]) == (7, 13)

@@ -46,6 +46,8 @@ def owed_now(digest_id: int) -> ColumnElement[bool]:
 
 
 FIRST_CHUNK = 1_000  # small, so the first mails leave within a second of the trigger
+# Passes over a chunk's readers whose set of sections has no segment yet (see _make_rows).
+MAX_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,10 @@ def _make_rows(digest: Digest, start: int, end: int) -> tuple[int, int | None, i
         Subscriber.id <= end,
     )
     key = func.coalesce(Subscriber.sections, ALL_SECTIONS_KEY)
-    segments.make_missing(digest, list(session.scalars(select(key).where(*in_range).distinct())))
     segment = (DigestSegment.digest_id == digest.id) & (DigestSegment.sections_key == key)
+    has_row = exists().where(
+        Delivery.digest_id == digest.id, Delivery.subscriber_id == Subscriber.id
+    )
     readers = (
         select(
             literal(digest.id),
@@ -119,12 +123,23 @@ def _make_rows(digest: Digest, start: int, end: int) -> tuple[int, int | None, i
         # readers and prepares one or two messages, not one per set of sections.
         .order_by(DigestSegment.id, Subscriber.id)
     )
-    # Two materializers at once both make the range; the watermark keeps one.
-    session.execute(
-        db.insert(Delivery)
-        .from_select(["digest_id", "subscriber_id", "status", "attempts", "segment_id"], readers)
-        .on_conflict_do_nothing()
-    )
+    # Readers' keys are read, their segments made, then rows inserted by key. A reader who
+    # changes their choice in between has a key with no segment yet: another pass makes it.
+    without_segment = select(key).where(*in_range, ~has_row, ~exists().where(segment)).distinct()
+    keys = list(session.scalars(without_segment))
+    for _pass in range(MAX_PASSES):
+        segments.make_missing(digest, keys)
+        # Two materializers at once both make the range; the watermark keeps one.
+        session.execute(
+            db.insert(Delivery)
+            .from_select(
+                ["digest_id", "subscriber_id", "status", "attempts", "segment_id"], readers
+            )
+            .on_conflict_do_nothing()
+        )
+        keys = list(session.scalars(without_segment))
+        if not keys:
+            break
     # Counted, not taken from rowcount: drivers may give -1 for INSERT ... SELECT.
     made = session.execute(
         select(func.count(), func.min(Delivery.id)).where(
@@ -137,7 +152,7 @@ def _make_rows(digest: Digest, start: int, end: int) -> tuple[int, int | None, i
         select(func.count())
         .select_from(Subscriber)
         .join(DigestSegment, segment)
-        .where(*in_range, DigestSegment.articles == 0)
+        .where(*in_range, ~has_row, DigestSegment.articles == 0)
     )
     return made[0], made[1], nothing_new
 
