@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import nh3
@@ -196,6 +196,10 @@ UNSENT = (Article.digest_id.is_(None), Article.removed_at.is_(None))
 WAITING = (*UNSENT, Article.ready_at.is_not(None))
 
 
+# A weekly digest takes the articles that came in during the last seven days.
+WEEKLY_WINDOW = timedelta(days=7)
+
+
 def digest_column(frequency: Frequency) -> InstrumentedAttribute[int | None]:
     """The column naming the digest of this frequency an article went out in."""
     return Article.digest_id if frequency is Frequency.DAILY else Article.weekly_digest_id
@@ -203,12 +207,20 @@ def digest_column(frequency: Frequency) -> InstrumentedAttribute[int | None]:
 
 def waiting_for(frequency: Frequency) -> tuple[ColumnElement[bool], ...]:
     """What a digest of this frequency takes: articles taken in, not in one of its kind yet.
-    Each article goes out in exactly one daily digest and exactly one weekly digest."""
-    return (
-        digest_column(frequency).is_(None),
-        Article.removed_at.is_(None),
-        Article.ready_at.is_not(None),
-    )
+
+    Each article goes out in exactly one daily digest, and in the weekly digest of the
+    week it came in: a weekly digest is the week's articles, never a backlog (articles
+    from before the first weekly reader, or from before an upgrade, are not owed to it).
+    """
+    return unsent_for(frequency) + (Article.ready_at.is_not(None),)
+
+
+def unsent_for(frequency: Frequency) -> tuple[ColumnElement[bool], ...]:
+    """Not yet in a digest of this frequency (taken in or not), nor removed."""
+    unsent = (digest_column(frequency).is_(None), Article.removed_at.is_(None))
+    if frequency is Frequency.WEEKLY:
+        return (*unsent, Article.created_at >= utcnow() - WEEKLY_WINDOW)
+    return unsent
 
 
 def in_digest(digest_id: int) -> ColumnElement[bool]:

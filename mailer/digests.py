@@ -158,8 +158,9 @@ def active_readers(frequency: Frequency) -> int:
 def waiting_count(frequency: Frequency) -> int:
     """Articles no digest of this frequency has sent yet (those still being taken in too:
     a digest takes them in first)."""
-    unsent = (articles.digest_column(frequency).is_(None), Article.removed_at.is_(None))
-    return db.count(select(func.count()).select_from(Article).where(*unsent))
+    return db.count(
+        select(func.count()).select_from(Article).where(*articles.unsent_for(frequency))
+    )
 
 
 def get_digest(digest_id: int) -> Digest:

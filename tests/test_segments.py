@@ -377,3 +377,32 @@ def test_readers_with_nothing_new_are_counted_once_over_many_chunks(app, api, mo
 
         progress = digests.progress(digest_id)
     assert (progress["total"], progress["nothing_new"]) == (7, 13)
+
+
+def test_the_weekly_digest_is_the_weeks_articles_not_a_backlog(app, api, monkeypatch):
+    from datetime import timedelta
+
+    from mailer.models import Article, utcnow
+
+    add_chooser_readers(app, {"weekly@example.org": (None, Frequency.WEEKLY)})
+    long_ago = utcnow() - timedelta(days=30)
+    with app.app_context():
+        for n in range(60):  # sent daily long ago, before the first weekly reader
+            db.session.add(
+                Article(
+                    title=f"Old {n}",
+                    url=f"{SITE}/old/{n}",
+                    source="test",
+                    created_at=long_ago,
+                    ready_at=long_ago,
+                )
+            )
+        db.session.commit()
+    api.article("Vote today", "vote", "politics")
+    api.article("Cup final", "cup", "sport")
+    digest_id = make_digest_here(app, monkeypatch, frequency=Frequency.WEEKLY)
+    with app.app_context():
+        taken = set(
+            db.session.scalars(select(Article.title).where(Article.weekly_digest_id == digest_id))
+        )
+    assert taken == {"Vote today", "Cup final"}
