@@ -212,7 +212,7 @@ def waiting_for(frequency: Frequency) -> tuple[ColumnElement[bool], ...]:
     week it came in: a weekly digest is the week's articles, never a backlog (articles
     from before the first weekly reader, or from before an upgrade, are not owed to it).
     """
-    return unsent_for(frequency) + (Article.ready_at.is_not(None),)
+    return (*unsent_for(frequency), Article.ready_at.is_not(None))
 
 
 def unsent_for(frequency: Frequency) -> tuple[ColumnElement[bool], ...]:
