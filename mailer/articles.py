@@ -107,8 +107,12 @@ def _published_at(value: object) -> datetime | None:
         raise InvalidInput("'published_at' must be an ISO 8601 date and time.") from None
 
 
-def parse_article(data: object) -> ArticleInput:
-    """Validates an API payload; unknown fields are an error, not silently dropped."""
+def parse_article(data: object, *, retired_ok: bool = False) -> ArticleInput:
+    """Validates an API payload; unknown fields are an error, not silently dropped.
+
+    A retired section takes no new article from the API or the console; a feed that
+    MAILER_FEED_SECTIONS files under it still does (`retired_ok`): its readers kept it.
+    """
     if not isinstance(data, dict):
         raise InvalidInput("The request body must be a JSON object.")
     unknown = sorted(set(data) - FIELDS)
@@ -135,14 +139,16 @@ def parse_article(data: object) -> ArticleInput:
         author=_text(data, "author"),
         published_at=_published_at(data.get("published_at")),
         guid=_text(data, "guid"),
-        section=_section(data.get("section")),
+        section=_section(data.get("section"), retired_ok),
     )
 
 
-def _section(value: object) -> str | None:
+def _section(value: object, retired_ok: bool) -> str | None:
     if value is None or value == "":
         return None
     slugs = [slug for slug, _name in sections.offered()]
+    if retired_ok and isinstance(value, str) and value in sections.labels():
+        return value
     if not isinstance(value, str) or value not in slugs:
         shown = repr(value)[:60] if isinstance(value, str) else "that value"
         known = ", ".join(slugs) if slugs else "none are set up (MAILER_SECTIONS)"

@@ -94,20 +94,57 @@ def sections_key(chosen: Iterable[str]) -> str | None:
     return ",".join(picked)
 
 
-def parse_sections(raw: object) -> str | None:
-    """Slugs a reader sent (a list of strings) as a key; InvalidInput names what is wrong."""
+MAX_KEY_LENGTH = 1000  # Subscriber.sections
+
+
+@dataclass(frozen=True)
+class Form:
+    """What a form showed and what a reader had, for reading their ticked boxes."""
+
+    shown: frozenset[str] | None = None  # the boxes the form showed; None: not known
+    kept: frozenset[str] = frozenset()  # retired sections the reader keeps in their choice
+
+
+def parse_sections(raw: object, form: Form = Form(), *, keep_retired: bool = False) -> str | None:
+    """Slugs a reader sent (a list of strings) as a key; InvalidInput names what is wrong.
+
+    A retired section's slug is known: a form pasted on a site before it was retired still
+    works. It is dropped from a new choice (`keep_retired` keeps it: an import), and a
+    reader's own retired sections (`form.kept`) stay in theirs. Every box a form showed
+    ticked means every section, those added since the form was made too.
+    """
     if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
         raise InvalidInput("'sections' must be a list of section names.")
-    known = names()
-    if not known:
+    offered_now = names()
+    if not offered_now:
         raise InvalidInput("This newsletter has no sections to choose from.")
+    known = labels()
     unknown = sorted({s for s in raw if s not in known})
     if unknown:
-        shown = ", ".join(repr(s[:40]) for s in unknown[:5])
-        raise InvalidInput(f"Unknown section {shown}; the sections are: {', '.join(known)}.")
-    if not raw:
+        listed = ", ".join(repr(s[:40]) for s in unknown[:5])
+        raise InvalidInput(f"Unknown section {listed}; the sections are: {', '.join(offered_now)}.")
+    ticked = set(raw)
+    if form.shown and ticked >= form.shown:
+        return None
+    chosen = ticked if keep_retired else {s for s in ticked if s in offered_now}
+    if not chosen:
         raise InvalidInput("Please choose at least one section.")
-    return sections_key(raw)
+    key = sections_key(chosen | form.kept)
+    if key is not None and len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput("That is more sections than a reader can choose.")
+    return key
+
+
+def form_of(shown: object, current: str | None = None) -> Form:
+    """The Form of a POST: `sections_shown` lists the boxes shown (an old form sent "1"),
+    and `current` is the reader's key now, whose retired sections they keep."""
+    listed = None
+    if isinstance(shown, str) and shown not in {"", "1"}:
+        listed = frozenset(s for s in shown.split(",")[:100] if s)
+    kept: frozenset[str] = frozenset()
+    if current is not None:
+        kept = frozenset(s for s in current.split(",") if s and s not in names())
+    return Form(listed, kept)
 
 
 def parse_frequency(raw: object) -> Frequency:
@@ -119,9 +156,9 @@ def parse_frequency(raw: object) -> Frequency:
         raise InvalidInput("'frequency' must be daily or weekly.") from None
 
 
-def parse_choice(sections: object | None, frequency: object | None) -> Choice:
+def parse_choice(sections: object | None, frequency: object | None, form: Form = Form()) -> Choice:
     """A reader's choice from a form or JSON; sections None means they were not offered."""
-    key = None if sections is None else parse_sections(sections)
+    key = None if sections is None else parse_sections(sections, form)
     return Choice(key, parse_frequency(frequency))
 
 

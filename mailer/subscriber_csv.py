@@ -153,8 +153,10 @@ def parse_rows(text: str) -> tuple[list[Row], list[tuple[int, str]], int]:
 def _choice(record: dict[str, str]) -> sections.Choice:
     """The row's sections and frequency; empty cells mean every section, daily."""
     slugs = (record.get("sections") or "").replace(",", " ").replace(";", " ").split()
-    frequency = (record.get("frequency") or "").strip().lower()
-    return sections.parse_choice(slugs or None, frequency)
+    frequency = sections.parse_frequency((record.get("frequency") or "").strip().lower())
+    # An export's retired sections come back as they were.
+    key = sections.parse_sections(slugs, keep_retired=True) if slugs else None
+    return sections.Choice(key, frequency)
 
 
 def _outcome(row: Row, existing: SubscriberStatus | None, suppressed: bool) -> str:

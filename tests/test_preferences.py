@@ -117,3 +117,44 @@ def test_the_unsubscribe_page_offers_weekly_with_the_same_sections(app, client, 
     with app.app_context():
         status = db.session.scalar(select(Subscriber.status).where(Subscriber.id == subscriber_id))
     assert status == SubscriberStatus.ACTIVE
+
+
+def retire(app, slug: str) -> None:
+    from mailer import sections
+
+    with app.app_context():
+        sections.retire_section(slug)
+
+
+def test_saving_choices_keeps_a_retired_section_the_reader_had(app, client, reader):
+    subscriber_id, path, unsubscribe = reader
+    with app.app_context():
+        db.session.get_one(Subscriber, subscriber_id).sections = "sport"
+        db.session.commit()
+    retire(app, "sport")
+    fields = hidden_fields(client.get(path).get_data(as_text=True))
+    assert fields["sections_shown"] == "politics,world"
+    client.post(path, data={**fields, "sections": ["world"]})
+    assert choice(app, subscriber_id) == ("sport,world", Frequency.DAILY)
+    # "Weekly instead" keeps the choice as it is, even one of retired sections only.
+    with app.app_context():
+        db.session.get_one(Subscriber, subscriber_id).sections = "sport"
+        db.session.commit()
+    page = client.get(unsubscribe).get_data(as_text=True)
+    form = page[page.index("Or fewer emails") :]
+    action = form[form.index('action="') + 8 :].split('"', 1)[0]
+    assert client.post(action, data=hidden_fields(form)).status_code == 200
+    assert choice(app, subscriber_id) == ("sport", Frequency.WEEKLY)
+
+
+def test_a_preferences_link_neither_unsubscribes_nor_confirms(app, client, reader):
+    subscriber_id, path, _ = reader
+    token = path.rsplit("/", 1)[1]
+    assert (
+        client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).status_code
+        == 400
+    )
+    assert client.get(f"/confirm/{token}").status_code == 400
+    with app.app_context():
+        status = db.session.get_one(Subscriber, subscriber_id).status
+    assert status == SubscriberStatus.ACTIVE

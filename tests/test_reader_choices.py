@@ -144,3 +144,57 @@ def test_csv_import_and_export_carry_sections_and_frequency(app, with_sections):
         exported = list(export_rows())
     assert exported[0][-2:] == ["sections", "frequency"]
     assert [row[-2:] for row in exported[1:]] == [["politics sport", "weekly"], ["", "daily"]]
+
+
+def test_a_form_pasted_before_sections_changed_still_signs_readers_up(app, client, with_sections):
+    from mailer import sections
+
+    fields = hidden_fields(client.get("/subscribe").get_data(as_text=True))
+    assert fields["sections_shown"] == "politics,world,sport"
+    with app.app_context():
+        sections.add_section("arts", "Arts")
+        sections.retire_section("sport")
+    # Every box it showed ticked: every section, the one added since too.
+    every = ["politics", "world", "sport"]
+    client.post("/subscribe", data={**fields, "email": "all@example.org", "sections": every})
+    assert choice_of(app, "all@example.org")[0] is None
+    # Some boxes: the retired one is dropped, not an error.
+    client.post(
+        "/subscribe",
+        data={**fields, "email": "some@example.org", "sections": ["world", "sport"]},
+    )
+    assert choice_of(app, "some@example.org")[0] == "world"
+    only_retired = client.post(
+        "/subscribe", data={**fields, "email": "old@example.org", "sections": ["sport"]}
+    )
+    assert only_retired.status_code == 400
+
+
+def test_an_export_with_a_retired_section_imports_back_as_it_was(app, with_sections):
+    from mailer import sections, subscriber_csv
+
+    with app.app_context():
+        sections.retire_section("sport")
+        rows, errors, _ = subscriber_csv.parse_rows(
+            "email,status,consented_at,sections\n"
+            "a@example.org,active,2026-01-01T00:00:00Z,sport world\n"
+        )
+    assert errors == []
+    assert rows[0].sections == "sport,world"
+
+
+def test_the_console_files_articles_under_the_sections_offered_now(app, console, with_sections):
+    from mailer import articles, sections
+
+    with app.app_context():
+        sections.add_section("arts", "Arts")
+        sections.retire_section("sport")
+        # A feed mapped to a retired section still files its articles there.
+        feed = articles.parse_article(
+            {"title": "Match", "url": "https://news.example.org/m", "section": "sport"},
+            retired_ok=True,
+        )
+    assert feed.section == "sport"
+    page = console.get("/editor/articles").get_data(as_text=True)
+    assert '<option value="arts">Arts</option>' in page
+    assert '<option value="sport">' not in page

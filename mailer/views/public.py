@@ -14,6 +14,7 @@ from mailer.config import origin_of
 from mailer.errors import InvalidInput, UserError
 from mailer.extensions import csrf
 from mailer.rate_limits import rate_limit
+from mailer.sections import Choice
 from mailer.views.errors import wants_json
 
 bp = Blueprint("public", __name__)
@@ -186,7 +187,8 @@ def subscribe():
     try:
         address = subscriptions.normalize_address(data.get("email"))
         name = subscriptions.clean_name(data.get("name"))
-        choice = sections.parse_choice(data.get("sections"), data.get("frequency"))
+        form = sections.form_of(data.get(SECTIONS_SHOWN))
+        choice = sections.parse_choice(data.get("sections"), data.get("frequency"), form)
     except InvalidInput as error:
         if wants_json() or origin != EmbedOrigin.OWN:
             raise
@@ -233,7 +235,6 @@ def unsubscribe(token: str):
         # "Fewer emails instead": their sections kept, weekly; or fewer sections.
         preferences_token=tokens.make_preferences_token(subscriber.id, subscriber.link_key),
         sections=sections.offered(),
-        kept_sections=sections.chosen_slugs(subscriber.sections),
     )
 
 
@@ -295,7 +296,11 @@ def preferences_post(token: str):
     reader = subscriptions.reader_of(tokens.read_preferences_token(token))
     data = _signup_input()
     try:
-        choice = sections.parse_choice(data.get("sections"), data.get("frequency"))
+        if data.get("keep_sections") == "1":  # "weekly instead", from the unsubscribe page
+            choice = Choice(reader.sections, sections.parse_frequency(data.get("frequency")))
+        else:
+            form = sections.form_of(data.get(SECTIONS_SHOWN), reader.sections)
+            choice = sections.parse_choice(data.get("sections"), data.get("frequency"), form)
     except InvalidInput as error:
         if wants_json():
             raise

@@ -56,7 +56,8 @@ def article_list():
         "editor/articles.html",
         waiting=articles.waiting_articles(),
         sent=articles.recently_sent(),
-        sections=dict(current_app.config["MAILER"].sections),
+        sections=sections.labels(),
+        offered=sections.offered(),
     )
 
 
@@ -303,7 +304,10 @@ def _snippet_choices(offered: tuple[tuple[str, str], ...]) -> str:
     boxes = "".join(SECTION_BOX.format(slug=slug, name=escape(name)) for slug, name in offered)
     return (
         '  <fieldset><legend>Sections</legend>\n    <input type="hidden" name="sections_shown"'
-        ' value="1">\n' + boxes + "  </fieldset>\n" + FREQUENCY_BOXES
+        f' value="{",".join(slug for slug, _name in offered)}">\n'
+        + boxes
+        + "  </fieldset>\n"
+        + FREQUENCY_BOXES
     )
 
 
