@@ -19,8 +19,11 @@ def register_commands(app: Flask) -> None:
     def db_upgrade(revision: str) -> None:
         """Apply migrations up to REVISION (default: the newest)."""
         from mailer.migrate import upgrade
+        from mailer.sections import store_configured
 
         upgrade(current_app.config["MAILER"].database_url, revision)
+        if revision == "head":
+            store_configured()  # MAILER_SECTIONS seeds the console's Sections page
         click.echo("Database is up to date.")
 
     @db_group.command("revision")

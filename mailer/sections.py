@@ -59,27 +59,42 @@ def forget() -> None:
 
 
 def every_section() -> list[Section]:
-    """Every section, retired ones too, in order; MAILER_SECTIONS' new slugs added first."""
+    """Every section, retired ones too, in order; MAILER_SECTIONS' slugs not stored yet
+    follow (unsaved: reads never write)."""
     rows = list(db.session.scalars(select(Section).order_by(Section.position, Section.slug)))
+    return rows + _not_stored(rows)
+
+
+def _not_stored(rows: list[Section]) -> list[Section]:
     known = {row.slug for row in rows}
-    missing = [(s, n) for s, n in current_app.config["MAILER"].sections if s not in known]
-    if not missing:
-        return rows
-    # On a connection of its own: this may run inside a request's read, and the slugs of
-    # the environment are added once, whoever comes first (a rename here is kept).
     start = max((row.position for row in rows), default=0) + 1
-    with db.engine.begin() as connection:
-        for offset, (slug, name) in enumerate(missing):
-            connection.execute(
-                db.insert(Section)
-                .values(slug=slug, name=name, position=start + offset, created_at=utcnow())
-                .on_conflict_do_nothing()
-            )
-    added = [
+    missing = [(s, n) for s, n in current_app.config["MAILER"].sections if s not in known]
+    return [
         Section(slug=slug, name=name, position=start + offset, retired_at=None)
         for offset, (slug, name) in enumerate(missing)
     ]
-    return rows + added
+
+
+def store_configured() -> int:
+    """Stores MAILER_SECTIONS' slugs the table does not hold yet (an editor's rename or
+    retirement of the others is kept). Run by `mailer db upgrade` and before every change
+    here. Returns how many it stored."""
+    with db.transaction():
+        rows = list(db.session.scalars(select(Section)))
+        missing = _not_stored(rows)
+        for section in missing:
+            db.session.execute(
+                db.insert(Section)
+                .values(
+                    slug=section.slug,
+                    name=section.name,
+                    position=section.position,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing()
+            )
+    forget()
+    return len(missing)
 
 
 def names() -> dict[str, str]:
@@ -270,6 +285,7 @@ def add_section(slug: object, name: object) -> str:
             "A section's short name (for the API and links) is lowercase letters, digits and "
             "hyphens, at most 40."
         )
+    store_configured()
     rows = every_section()
     if any(row.slug == slug for row in rows):
         raise InvalidInput(f"There is already a section '{slug}'.")
@@ -286,7 +302,7 @@ def add_section(slug: object, name: object) -> str:
 
 
 def _change(slug: str, **values: object) -> None:
-    every_section()  # MAILER_SECTIONS' slugs exist before an editor changes one
+    store_configured()  # MAILER_SECTIONS' slugs are rows before an editor changes one
     with db.transaction():
         section = db.session.get(Section, slug)
         if section is None:

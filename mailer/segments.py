@@ -98,7 +98,12 @@ def summaries(digest_id: int) -> list[SegmentSummary]:
             func.count(Delivery.id),
             func.count(Delivery.id).filter(Delivery.status == DeliveryStatus.SENT),
         )
-        .outerjoin(Delivery, Delivery.segment_id == DigestSegment.id)
+        .outerjoin(
+            Delivery,
+            # The digest's own rows, by the (digest, reader) index: no scan of every digest.
+            (Delivery.digest_id == DigestSegment.digest_id)
+            & (Delivery.segment_id == DigestSegment.id),
+        )
         .where(DigestSegment.digest_id == digest_id)
         .group_by(DigestSegment.id)
     ).all()

@@ -200,3 +200,23 @@ def test_editors_add_rename_retire_and_restore_sections(
         console.post("/editor/sections/sport/explode", data={"csrf_token": token}).status_code
         == 404
     )
+
+
+def test_db_upgrade_stores_the_configured_sections_and_keeps_an_editors_rename(
+    app, settings_override
+):
+    from mailer import sections
+    from mailer.models import Section
+
+    settings_override(sections=SECTIONS)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Section)) == 0
+        assert [s for s, _n in sections.offered()] == ["politics", "world", "sport"]  # read only
+        assert db.session.scalar(select(func.count()).select_from(Section)) == 0
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Section)) == 3
+        sections.rename_section("world", "Abroad")
+        assert sections.store_configured() == 0
+        assert sections.names()["world"] == "Abroad"
