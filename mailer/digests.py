@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer import article_queue, articles, delivery, editorial, emails, links, sections
@@ -109,6 +109,12 @@ def create_digest(
             if not taken:
                 raise NothingToSend("There are no new articles since the last digest.")
             chosen = list(session.scalars(select(Article).where(column == digest.id)))
+            if not _anyone_gets(chosen, frequency):
+                # An issue nobody receives would use the articles up: they wait for one.
+                raise NothingToSend(
+                    f"No {frequency} reader chose the sections of the waiting articles; "
+                    "they wait for the next digest."
+                )
             # The editor's draft goes into the daily digest; what the caller gave comes first.
             draft = editorial.take_draft() if frequency is Frequency.DAILY else editorial.Draft()
             digest.intro = intro if intro is not None else draft.intro
@@ -136,6 +142,20 @@ def create_digest(
     # Answered now; with a million readers, making every row takes most of a minute.
     delivery.enqueue_materialize(digest_id)
     return digest_id
+
+
+def _anyone_gets(chosen: list[Article], frequency: Frequency) -> bool:
+    """Whether some active reader of this frequency gets at least one of these articles."""
+    if any(article.section is None for article in chosen):
+        return True  # the front page goes to every reader
+    padded = literal(",") + Subscriber.sections + literal(",")
+    naming = [padded.contains(f",{slug},") for slug in {a.section for a in chosen if a.section}]
+    reader = select(Subscriber.id).where(
+        Subscriber.status == SubscriberStatus.ACTIVE,
+        Subscriber.frequency == frequency,
+        or_(Subscriber.sections.is_(None), *naming),
+    )
+    return db.session.scalar(reader.limit(1)) is not None
 
 
 def _take_in_queued_articles() -> None:

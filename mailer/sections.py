@@ -198,7 +198,10 @@ def describe(key: str | None, known: dict[str, str] | None = None) -> str:
     if key is None or key == ALL_SECTIONS_KEY:
         return "Every section"
     known = labels() if known is None else known
-    shown = [known.get(slug, f"{slug} (retired)") for slug in key.split(",") if slug]
+    picked = [slug for slug in key.split(",") if slug]
+    # In the order readers see the sections; a slug nobody knows any more, last.
+    ordered = [slug for slug in known if slug in picked] + [s for s in picked if s not in known]
+    shown = [known.get(slug, f"{slug} (retired)") for slug in ordered]
     return ", ".join(shown) or "Front page only"
 
 

@@ -198,3 +198,14 @@ def test_the_console_files_articles_under_the_sections_offered_now(app, console,
     page = console.get("/editor/articles").get_data(as_text=True)
     assert '<option value="arts">Arts</option>' in page
     assert '<option value="sport">' not in page
+
+
+def test_the_confirm_page_shows_what_the_reader_will_get(app, client, with_sections):
+    from mailer.links import confirm_url
+
+    signup(client, "c@example.org", sections=["world", "sport"], frequency="weekly")
+    with app.app_context():
+        reader = db.session.scalars(select(Subscriber)).one()
+        path = confirm_url(reader.id, reader.link_key).removeprefix("https://news.example.org")
+    page = client.get(path).get_data(as_text=True)
+    assert "You will get: World news, Sport, once a week." in page

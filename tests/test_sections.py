@@ -184,7 +184,7 @@ def test_editors_add_rename_retire_and_restore_sections(
         assert kept == "sport"
         from mailer import sections
 
-        assert sections.describe("sport,world") == "Sport (retired), The World"
+        assert sections.describe("sport,world") == "The World, Sport (retired)"
 
     console.post("/editor/sections/sport/restore", data={"csrf_token": token})
     assert 'value="sport"' in client.get("/subscribe").get_data(as_text=True)

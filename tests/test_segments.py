@@ -406,3 +406,16 @@ def test_the_weekly_digest_is_the_weeks_articles_not_a_backlog(app, api, monkeyp
             db.session.scalars(select(Article.title).where(Article.weekly_digest_id == digest_id))
         )
     assert taken == {"Vote today", "Cup final"}
+
+
+def test_no_issue_is_made_when_no_reader_would_get_any_of_its_articles(app, api):
+    from mailer.models import Article, Digest
+
+    add_chooser_readers(app, {"world@example.org": ("world", Frequency.DAILY)})
+    api.article("Vote today", "vote", "politics")
+    refused = api.digest()
+    assert refused.status_code == 409
+    assert "chose the sections" in refused.get_json()["error"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Digest)) == 0
+        assert db.session.scalar(select(Article.digest_id)) is None  # still waiting

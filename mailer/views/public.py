@@ -202,7 +202,12 @@ def confirm(token: str):
     # GET never changes anything: mail scanners fetch every link.
     subscriber = subscriptions.reader_of(tokens.read_confirm_token(token))
     return render_template(
-        "pages/confirm.html", subscriber=subscriber, token=token, list_name=_settings().list_name
+        "pages/confirm.html",
+        subscriber=subscriber,
+        token=token,
+        list_name=_settings().list_name,
+        # Shown before confirming: the signup form is open to anyone, the reader decides.
+        choice=sections.describe(subscriber.sections) if sections.offered() else "every issue",
     )
 
 
