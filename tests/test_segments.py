@@ -224,12 +224,18 @@ def test_the_preference_center_changes_what_the_next_run_sends(app, client, api,
 
     # Weekly from now on: the next daily run has nothing for them.
     client.post(choices, data={**fields, "sections": ["sport"], "frequency": "weekly"})
+    add_chooser_readers(app, {"daily@example.org": (None, Frequency.DAILY)})
     outbox.clear()
     api.article("Cup semi", "cup3", "sport")
+    daily = api.wait(api.digest().get_json()["id"])
+    assert daily["sent"] == 1 and outbox.to("reader@example.org") == []
     done = api.wait(api.digest("weekly").get_json()["id"])
     assert done["sent"] == 1
     [weekly] = outbox.to("reader@example.org")
-    assert "Cup semi" in text_body(weekly)
+    # The week's sport articles, none of its politics.
+    body = text_body(weekly)
+    assert all(title in body for title in ("Cup final", "Cup replay", "Cup semi"))
+    assert "Vote" not in body
 
 
 def test_the_console_shows_who_gets_what_and_sends_the_weekly_digest(
@@ -419,3 +425,22 @@ def test_no_issue_is_made_when_no_reader_would_get_any_of_its_articles(app, api)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Digest)) == 0
         assert db.session.scalar(select(Article.digest_id)) is None  # still waiting
+
+
+def test_rows_made_before_segments_are_sent_the_whole_digest(app, api, monkeypatch, outbox):
+    from sqlalchemy import update
+
+    from mailer import delivery
+    from mailer.models import Delivery
+
+    add_chooser_readers(app, {"old@example.org": ("politics", Frequency.DAILY)})
+    api.article("Vote today", "vote", "politics")
+    api.article("Town hall", "town")
+    digest_id = make_digest_here(app, monkeypatch)
+    with app.app_context():
+        # As a digest made before the upgrade left them: no segment.
+        db.session.execute(update(Delivery).values(segment_id=None))
+        db.session.commit()
+        delivery.send_batch(digest_id)
+    [mail] = outbox.to("old@example.org")
+    assert titles_in(mail) == {"Vote today", "Town hall"}
