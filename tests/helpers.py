@@ -82,6 +82,25 @@ def add_readers(app, prefix: str, count: int, status=None) -> list[str]:
     return emails
 
 
+def add_choosing_readers(app, readers: dict) -> None:
+    """Active readers with their choice: {address: (sections key or None, Frequency)}."""
+    from mailer.db import db
+    from mailer.models import Subscriber, SubscriberStatus
+
+    with app.app_context():
+        for email, (sections, frequency) in readers.items():
+            db.session.add(
+                Subscriber(
+                    email=email,
+                    email_key=email,
+                    status=SubscriberStatus.ACTIVE,
+                    sections=sections,
+                    frequency=frequency,
+                )
+            )
+        db.session.commit()
+
+
 def reader_link(app, subscriber_id: int) -> tuple[int, str]:
     """(id, link key): what a reader's links are made of."""
     from mailer.db import db

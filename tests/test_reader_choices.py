@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from mailer.db import db
 from mailer.models import Frequency, Subscriber, SubscriberStatus
-from tests.helpers import csrf_token, hidden_fields, signup
+from tests.helpers import add_choosing_readers, csrf_token, hidden_fields, signup
 
 SECTIONS = (("politics", "Politics"), ("world", "World news"), ("sport", "Sport"))
 
@@ -92,16 +92,7 @@ def test_a_bad_choice_is_a_400_that_stores_nothing(app, client, with_sections, b
 
 
 def test_a_signup_never_changes_an_active_readers_choice(app, client, with_sections):
-    with app.app_context():
-        db.session.add(
-            Subscriber(
-                email="a@example.org",
-                email_key="a@example.org",
-                status=SubscriberStatus.ACTIVE,
-                sections="sport",
-            )
-        )
-        db.session.commit()
+    add_choosing_readers(app, {"a@example.org": ("sport", Frequency.DAILY)})
     signup(client, "a@example.org", sections=["politics"], frequency="weekly")
     assert choice_of(app, "a@example.org") == ("sport", Frequency.DAILY, SubscriberStatus.ACTIVE)
 

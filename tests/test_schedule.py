@@ -12,7 +12,7 @@ from mailer.db import db
 from mailer.models import Article, Digest, Subscriber, SubscriberStatus, utcnow
 from mailer.schedule import ScheduleError, parse_schedule
 from mailer.scheduler import run_schedule
-from tests.helpers import wait_until
+from tests.helpers import add_choosing_readers, wait_until
 
 
 def utc(*args: int) -> datetime:
@@ -149,15 +149,8 @@ def test_the_weekly_schedule_makes_the_weekly_digest_once_on_its_day(
 
     monkeypatch.setattr(jobs, "enqueue", lambda *args: True)  # rows are not the point here
     settings_override(weekly_schedule="mon 07:00", timezone="UTC")
+    add_choosing_readers(app, {"w@example.org": (None, Frequency.WEEKLY)})
     with app.app_context():
-        db.session.add(
-            Subscriber(
-                email="w@example.org",
-                email_key="w@example.org",
-                status=SubscriberStatus.ACTIVE,
-                frequency=Frequency.WEEKLY,
-            )
-        )
         db.session.add(
             Article(title="Week", url="https://news.example.org/w", source="t", ready_at=utcnow())
         )

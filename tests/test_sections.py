@@ -10,7 +10,7 @@ from mailer.config import ConfigError, load_settings
 from mailer.db import db
 from mailer.models import Article
 from tests.conftest import SECRET
-from tests.helpers import csrf_token
+from tests.helpers import add_choosing_readers, csrf_token
 
 SECTIONS = (("politics", "Politics"), ("world", "World news"), ("sport", "Sport"))
 
@@ -141,26 +141,16 @@ def test_a_feed_section_must_name_a_known_section_and_feed(feed_sections, compla
 def test_editors_add_rename_retire_and_restore_sections(
     app, client, console, post_article, settings_override
 ):
-    from mailer.models import Subscriber, SubscriberStatus
+    from mailer.models import Frequency, Subscriber
 
     settings_override(sections=SECTIONS)
-    with app.app_context():
-        db.session.add_all(
-            [
-                Subscriber(
-                    email="only@example.org",
-                    email_key="only@example.org",
-                    status=SubscriberStatus.ACTIVE,
-                    sections="sport",
-                ),
-                Subscriber(
-                    email="all@example.org",
-                    email_key="all@example.org",
-                    status=SubscriberStatus.ACTIVE,
-                ),
-            ]
-        )
-        db.session.commit()
+    add_choosing_readers(
+        app,
+        {
+            "only@example.org": ("sport", Frequency.DAILY),
+            "all@example.org": (None, Frequency.DAILY),
+        },
+    )
     page = console.get("/editor/sections").get_data(as_text=True)
     assert '<td>1 <span class="muted">(1 with no other section)</span></td>' in page
     token = csrf_token(console, "/editor/sections")

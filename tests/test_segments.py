@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 
 from mailer.api_tokens import create_api_token
 from mailer.db import db
-from mailer.models import DigestSegment, Frequency, Subscriber, SubscriberStatus
+from mailer.models import DigestSegment, Frequency, Subscriber
 from tests.helpers import (
+    add_choosing_readers,
     csrf_token,
     hidden_fields,
     html_body,
@@ -62,21 +63,6 @@ def api(app, client, settings_override):
     return Api()
 
 
-def add_chooser_readers(app, readers: dict[str, tuple[str | None, Frequency]]) -> None:
-    with app.app_context():
-        for email, (sections, frequency) in readers.items():
-            db.session.add(
-                Subscriber(
-                    email=email,
-                    email_key=email,
-                    status=SubscriberStatus.ACTIVE,
-                    sections=sections,
-                    frequency=frequency,
-                )
-            )
-        db.session.commit()
-
-
 def titles_in(message) -> set[str]:
     body = text_body(message)
     return {
@@ -87,7 +73,7 @@ def titles_in(message) -> set[str]:
 def test_each_reader_gets_their_sections_and_the_front_page_at_their_frequency(
     app, api, worker, outbox
 ):
-    add_chooser_readers(app, READERS)
+    add_choosing_readers(app, READERS)
     api.article("Vote today", "vote", "politics")
     api.article("Cup final", "cup", "sport")
 
@@ -141,7 +127,7 @@ def test_each_reader_gets_their_sections_and_the_front_page_at_their_frequency(
 def test_a_set_of_sections_is_rendered_once_for_all_its_readers(
     app, api, monkeypatch, settings_override
 ):
-    add_chooser_readers(
+    add_choosing_readers(
         app,
         {f"p{n}@example.org": ("politics,sport", Frequency.DAILY) for n in range(30)}
         | {f"w{n}@example.org": ("world", Frequency.DAILY) for n in range(5)},
@@ -162,7 +148,7 @@ def test_a_set_of_sections_is_rendered_once_for_all_its_readers(
 
 
 def test_a_weekly_run_needs_weekly_readers_and_leaves_the_articles_waiting(app, api):
-    add_chooser_readers(app, {"daily@example.org": (None, Frequency.DAILY)})
+    add_choosing_readers(app, {"daily@example.org": (None, Frequency.DAILY)})
     api.article("Vote today", "vote", "politics")
     refused = api.digest("weekly")
     assert refused.status_code == 409
@@ -183,7 +169,7 @@ def test_a_daily_and_a_weekly_run_may_send_at_once_but_not_two_daily(app, api, m
     from mailer import digests, jobs
 
     monkeypatch.setattr(jobs, "enqueue", lambda *args: True)  # no worker: both stay sending
-    add_chooser_readers(
+    add_choosing_readers(
         app,
         {"d@example.org": (None, Frequency.DAILY), "w@example.org": (None, Frequency.WEEKLY)},
     )
@@ -198,7 +184,7 @@ def test_a_daily_and_a_weekly_run_may_send_at_once_but_not_two_daily(app, api, m
 
 
 def test_the_preference_center_changes_what_the_next_run_sends(app, client, api, worker, outbox):
-    add_chooser_readers(app, {"reader@example.org": (None, Frequency.DAILY)})
+    add_choosing_readers(app, {"reader@example.org": (None, Frequency.DAILY)})
     api.article("Vote today", "vote", "politics")
     api.article("Cup final", "cup", "sport")
     api.wait(api.digest().get_json()["id"])
@@ -224,7 +210,7 @@ def test_the_preference_center_changes_what_the_next_run_sends(app, client, api,
 
     # Weekly from now on: the next daily run has nothing for them.
     client.post(choices, data={**fields, "sections": ["sport"], "frequency": "weekly"})
-    add_chooser_readers(app, {"daily@example.org": (None, Frequency.DAILY)})
+    add_choosing_readers(app, {"daily@example.org": (None, Frequency.DAILY)})
     outbox.clear()
     api.article("Cup semi", "cup3", "sport")
     daily = api.wait(api.digest().get_json()["id"])
@@ -244,7 +230,7 @@ def test_the_console_shows_who_gets_what_and_sends_the_weekly_digest(
     from mailer import jobs
 
     monkeypatch.setattr(jobs, "enqueue", lambda *args: True)  # the pages are the point
-    add_chooser_readers(app, READERS)
+    add_choosing_readers(app, READERS)
     api.article("Vote today", "vote", "politics")
     api.article("Cup final", "cup", "sport")
 
@@ -283,7 +269,7 @@ def test_a_choice_changed_during_a_send_applies_from_the_next_run(app, api, monk
     from mailer import delivery, subscriptions
     from mailer.sections import Choice
 
-    add_chooser_readers(app, {"mid@example.org": ("politics", Frequency.DAILY)})
+    add_choosing_readers(app, {"mid@example.org": ("politics", Frequency.DAILY)})
     api.article("Vote today", "vote", "politics")
     api.article("Cup final", "cup", "sport")
     digest_id = make_digest_here(app, monkeypatch)  # its rows are made: the run has begun
@@ -299,7 +285,7 @@ def test_a_chunks_rows_are_made_segment_by_segment(app, api, monkeypatch):
     from mailer.models import Delivery
 
     # Alternating choices: in subscriber order the sets interleave.
-    add_chooser_readers(
+    add_choosing_readers(
         app,
         {
             f"r{n}@example.org": ("politics" if n % 2 else "sport", Frequency.DAILY)
@@ -329,7 +315,7 @@ def test_a_choice_changed_while_rows_are_made_still_gets_the_reader_one_mail(app
     from mailer import segments
     from mailer.models import Delivery
 
-    add_chooser_readers(
+    add_choosing_readers(
         app,
         {
             "still@example.org": ("politics", Frequency.DAILY),
@@ -369,7 +355,7 @@ def test_readers_with_nothing_new_are_counted_once_over_many_chunks(app, api, mo
 
     monkeypatch.setattr(mailer.delivery.rows, "FIRST_CHUNK", 3)
     monkeypatch.setattr(mailer.delivery.rows, "MATERIALIZE_CHUNK", 4)
-    add_chooser_readers(
+    add_choosing_readers(
         app,
         {
             f"r{n}@example.org": ("world" if n % 3 else "politics", Frequency.DAILY)
@@ -390,7 +376,7 @@ def test_the_weekly_digest_is_the_weeks_articles_not_a_backlog(app, api, monkeyp
 
     from mailer.models import Article, utcnow
 
-    add_chooser_readers(app, {"weekly@example.org": (None, Frequency.WEEKLY)})
+    add_choosing_readers(app, {"weekly@example.org": (None, Frequency.WEEKLY)})
     long_ago = utcnow() - timedelta(days=30)
     with app.app_context():
         for n in range(60):  # sent daily long ago, before the first weekly reader
@@ -417,7 +403,7 @@ def test_the_weekly_digest_is_the_weeks_articles_not_a_backlog(app, api, monkeyp
 def test_no_issue_is_made_when_no_reader_would_get_any_of_its_articles(app, api):
     from mailer.models import Article, Digest
 
-    add_chooser_readers(app, {"world@example.org": ("world", Frequency.DAILY)})
+    add_choosing_readers(app, {"world@example.org": ("world", Frequency.DAILY)})
     api.article("Vote today", "vote", "politics")
     refused = api.digest()
     assert refused.status_code == 409
@@ -433,7 +419,7 @@ def test_rows_made_before_segments_are_sent_the_whole_digest(app, api, monkeypat
     from mailer import delivery
     from mailer.models import Delivery
 
-    add_chooser_readers(app, {"old@example.org": ("politics", Frequency.DAILY)})
+    add_choosing_readers(app, {"old@example.org": ("politics", Frequency.DAILY)})
     api.article("Vote today", "vote", "politics")
     api.article("Cup final", "cup", "sport")
     digest_id = make_digest_here(app, monkeypatch)

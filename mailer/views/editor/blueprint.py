@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, request, session, url_for
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from mailer import editors
+from mailer.errors import UserError
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
@@ -23,3 +27,16 @@ def _require_login() -> ResponseReturnValue | None:
     if request.method == "GET" and not request.path.endswith(".json"):
         return redirect(url_for("editor.login", next=request.full_path.rstrip("?")))
     abort(401)
+
+
+def change_and_go_back(
+    change: Callable[[], object], success: str, page: str, **values: Any
+) -> ResponseReturnValue:
+    """Runs an editor's change; the page they go back to says how it went."""
+    try:
+        change()
+    except UserError as error:
+        flash(error.message, "error")
+    else:
+        flash(success, "ok")
+    return redirect(url_for(page, **values))

@@ -26,7 +26,7 @@ from mailer import (
 from mailer.errors import InvalidInput, UserError
 from mailer.models import ALL_SECTIONS_KEY, Frequency
 from mailer.views import framed_html
-from mailer.views.editor.blueprint import bp
+from mailer.views.editor.blueprint import bp, change_and_go_back
 from mailer.views.inputs import page_number
 
 
@@ -111,14 +111,7 @@ def next_digest():
 
 
 def _back_to_next_digest(change: Callable[[], object], success: str) -> ResponseReturnValue:
-    """Runs an editor's change; the next digest page says how it went."""
-    try:
-        change()
-    except UserError as error:
-        flash(error.message, "error")
-    else:
-        flash(success, "ok")
-    return redirect(url_for("editor.next_digest"))
+    return change_and_go_back(change, success, "editor.next_digest")
 
 
 @bp.post("/digest/draft")
@@ -244,13 +237,9 @@ def digest_action(digest_id: int, action: str):
     if action not in DIGEST_ACTIONS:
         abort(404)
     change, message = DIGEST_ACTIONS[action]
-    try:
-        change(digest_id)
-    except UserError as error:
-        flash(error.message, "error")
-    else:
-        flash(message, "ok")
-    return redirect(url_for("editor.digest_page", digest_id=digest_id))
+    return change_and_go_back(
+        lambda: change(digest_id), message, "editor.digest_page", digest_id=digest_id
+    )
 
 
 @bp.get("/digests/<int:digest_id>/progress.json")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, render_template, request
 
 from mailer import sections
 from mailer.config import SECTION_SLUG
-from mailer.errors import UserError
-from mailer.views.editor.blueprint import bp
+from mailer.views.editor.blueprint import bp, change_and_go_back
 
 
 @bp.get("/sections")
@@ -18,13 +17,7 @@ def section_list():
 
 
 def _back(change: Callable[[], object], success: str):
-    try:
-        change()
-    except UserError as error:
-        flash(error.message, "error")
-    else:
-        flash(success, "ok")
-    return redirect(url_for("editor.section_list"))
+    return change_and_go_back(change, success, "editor.section_list")
 
 
 @bp.post("/sections")
