@@ -234,9 +234,12 @@ def in_digest(digest_id: int) -> ColumnElement[bool]:
     return or_(Article.digest_id == digest_id, Article.weekly_digest_id == digest_id)
 
 
-def waiting_articles(limit: int | None = None) -> list[Article]:
-    """Articles waiting for the next digest (taken in or about to be), oldest first."""
-    query = select(Article).where(*UNSENT).order_by(Article.id).limit(limit)
+def waiting_articles(
+    limit: int | None = None, frequency: Frequency = Frequency.DAILY
+) -> list[Article]:
+    """Articles waiting for the next digest of this frequency (taken in or about to be),
+    oldest first."""
+    query = select(Article).where(*unsent_for(frequency)).order_by(Article.id).limit(limit)
     return list(db.session.scalars(query))
 
 

@@ -243,14 +243,17 @@ def digest_articles(digest_id: int) -> list[Article]:
     )
 
 
-def preview(sections_key: str = ALL_SECTIONS_KEY) -> RenderedEmail | None:
-    """The next daily digest as readers with these sections would get it now, or None
-    when nothing waits for them."""
-    waiting = articles.waiting_articles(current_app.config["MAILER"].digest_max_articles)
-    chosen = sections.articles_for(waiting, sections_key)
+def preview(
+    sections_key: str = ALL_SECTIONS_KEY, frequency: Frequency = Frequency.DAILY
+) -> RenderedEmail | None:
+    """The next digest of this frequency as readers with these sections would get it now,
+    or None when nothing waits for them."""
+    limit = current_app.config["MAILER"].digest_max_articles
+    chosen = sections.articles_for(articles.waiting_articles(limit, frequency), sections_key)
     if not chosen:
         return None
-    draft = editorial.draft()
+    # The editor's draft is the daily digest's; the weekly one is made from the template.
+    draft = editorial.draft() if frequency is Frequency.DAILY else editorial.Draft()
     return emails.digest(
         chosen, subject=draft.subject, intro=draft.intro, archive_url=links.archive_url()
     )

@@ -179,6 +179,12 @@ def parse_choice(sections: object | None, frequency: object | None, form: Form =
     return Choice(key, parse_frequency(frequency))
 
 
+def kept_names(key: str | None) -> list[str]:
+    """The names of retired sections a reader's choice keeps."""
+    kept = form_of(None, key).kept
+    return [row.name for row in every_section() if row.slug in kept]
+
+
 def chosen_slugs(key: str | None) -> list[str]:
     """The slugs a key stands for, in the order readers see the sections."""
     if key is None:

@@ -132,7 +132,9 @@ def test_saving_choices_keeps_a_retired_section_the_reader_had(app, client, read
         db.session.get_one(Subscriber, subscriber_id).sections = "sport"
         db.session.commit()
     retire(app, "sport")
-    fields = hidden_fields(client.get(path).get_data(as_text=True))
+    page = client.get(path).get_data(as_text=True)
+    assert "Your choice also keeps Sport" in page
+    fields = hidden_fields(page)
     assert fields["sections_shown"] == "politics,world"
     client.post(path, data={**fields, "sections": ["world"]})
     assert choice(app, subscriber_id) == ("sport,world", Frequency.DAILY)

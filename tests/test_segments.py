@@ -242,6 +242,9 @@ def test_the_console_shows_who_gets_what_and_sends_the_weekly_digest(
     sport = console.get("/editor/digest/preview.html?sections=sport").get_data(as_text=True)
     assert "Cup final" in sport and "Vote today" not in sport
     assert console.get("/editor/digest/preview.html?sections=world").status_code == 404
+    assert "Preview the weekly digest" in page
+    weekly = console.get("/editor/digest/preview.html?frequency=weekly").get_data(as_text=True)
+    assert "Cup final" in weekly and "Vote today" in weekly
 
     dashboard = console.get("/editor/").get_data(as_text=True)
     assert "4 active readers get the daily digest, 2 the weekly one." in dashboard

@@ -276,6 +276,7 @@ def _preferences_page(
         token=token,
         unsubscribe_token=tokens.make_unsubscribe_token(reader.id, reader.link_key),
         sections=sections.offered(),
+        kept=sections.kept_names(reader.sections),
         values=values or chosen,
         notice=notice,
         error=error,

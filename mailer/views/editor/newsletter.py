@@ -151,9 +151,11 @@ def article_move(article_id: int):
 
 @bp.get("/digest/preview.html")
 def preview_html():
-    # One segment's mail: ?sections=politics,sport (none: the whole digest).
+    # One segment's mail: ?sections=politics,sport (none: the whole digest); and
+    # ?frequency=weekly for the weekly digest.
     key = request.args.get("sections", ALL_SECTIONS_KEY)[:1000]
-    preview = digests.preview(key)
+    weekly = request.args.get("frequency") == Frequency.WEEKLY
+    preview = digests.preview(key, Frequency.WEEKLY if weekly else Frequency.DAILY)
     if preview is None:
         abort(404)
     html = preview.html.replace(emails.UNSUBSCRIBE_SLOT, "#")
