@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer import article_queue, articles, delivery, editorial, emails, links, sections
@@ -148,12 +148,11 @@ def _anyone_gets(chosen: list[Article], frequency: Frequency) -> bool:
     """Whether some active reader of this frequency gets at least one of these articles."""
     if any(article.section is None for article in chosen):
         return True  # the front page goes to every reader
-    padded = literal(",") + Subscriber.sections + literal(",")
-    naming = [padded.contains(f",{slug},") for slug in {a.section for a in chosen if a.section}]
+    named = [sections.naming(slug) for slug in {a.section for a in chosen if a.section}]
     reader = select(Subscriber.id).where(
         Subscriber.status == SubscriberStatus.ACTIVE,
         Subscriber.frequency == frequency,
-        or_(Subscriber.sections.is_(None), *naming),
+        or_(Subscriber.sections.is_(None), *named),
     )
     return db.session.scalar(reader.limit(1)) is not None
 

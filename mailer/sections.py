@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import func, literal, select
+from sqlalchemy import ColumnElement, func, literal, select
 
 from mailer.config import SECTION_SLUG
 from mailer.db import db
@@ -158,10 +158,14 @@ def form_of(shown: object, current: str | None = None) -> Form:
     listed = None
     if isinstance(shown, str) and shown not in {"", "1"}:
         listed = frozenset(s for s in shown.split(",")[:100] if s)
-    kept: frozenset[str] = frozenset()
-    if current is not None:
-        kept = frozenset(s for s in current.split(",") if s and s not in names())
-    return Form(listed, kept)
+    return Form(listed, _retired_in(current))
+
+
+def _retired_in(key: str | None) -> frozenset[str]:
+    """The sections of a reader's choice that are not offered any more."""
+    if key is None:
+        return frozenset()
+    return frozenset(s for s in key.split(",") if s and s not in names())
 
 
 def parse_frequency(raw: object) -> Frequency:
@@ -181,7 +185,7 @@ def parse_choice(sections: object | None, frequency: object | None, form: Form =
 
 def kept_names(key: str | None) -> list[str]:
     """The names of retired sections a reader's choice keeps."""
-    kept = form_of(None, key).kept
+    kept = _retired_in(key)
     return [row.name for row in every_section() if row.slug in kept]
 
 
@@ -222,6 +226,11 @@ def articles_for(chosen: Sequence[Article], key: str) -> list[Article]:
     return [a for a in chosen if a.section is None or a.section in picked]
 
 
+def naming(slug: str) -> ColumnElement[bool]:
+    """Readers whose choice names this section (not those who take every section)."""
+    return (literal(",") + Subscriber.sections + literal(",")).contains(f",{slug},")
+
+
 def reader_counts() -> dict[str, object]:
     """Active readers per section offered (those who take every section included) and per
     frequency, for the dashboard."""
@@ -231,12 +240,11 @@ def reader_counts() -> dict[str, object]:
             select(Subscriber.frequency, func.count()).where(active).group_by(Subscriber.frequency)
         ).all()
     )
-    padded = literal(",") + Subscriber.sections + literal(",")
     per_section = {
         slug: db.count(
             select(func.count())
             .select_from(Subscriber)
-            .where(active, Subscriber.sections.is_(None) | padded.contains(f",{slug},"))
+            .where(active, Subscriber.sections.is_(None) | naming(slug))
         )
         for slug, _name in offered()
     }
@@ -244,11 +252,6 @@ def reader_counts() -> dict[str, object]:
         "sections": [(slug, name, per_section[slug]) for slug, name in offered()],
         "frequencies": {f.value: per_frequency.get(f, 0) for f in Frequency},
     }
-
-
-def stored_key(key: str | None) -> str:
-    """Subscriber.sections as a segment's key (None: ALL_SECTIONS_KEY)."""
-    return ALL_SECTIONS_KEY if key is None else key
 
 
 # --- an editor's changes --------------------------------------------------------
@@ -264,22 +267,21 @@ class SectionRow:
 
 
 def overview() -> list[SectionRow]:
-    rows = []
-    for row in every_section():
-        padded = literal(",") + Subscriber.sections + literal(",")
-        active = Subscriber.status == SubscriberStatus.ACTIVE
-        naming = db.count(
-            select(func.count())
-            .select_from(Subscriber)
-            .where(active, padded.contains(f",{row.slug},"))
+    active = (
+        select(func.count())
+        .select_from(Subscriber)
+        .where(Subscriber.status == SubscriberStatus.ACTIVE)
+    )
+    return [
+        SectionRow(
+            row.slug,
+            row.name,
+            row.retired_at is not None,
+            db.count(active.where(naming(row.slug))),
+            db.count(active.where(Subscriber.sections == row.slug)),
         )
-        alone = db.count(
-            select(func.count())
-            .select_from(Subscriber)
-            .where(active, Subscriber.sections == row.slug)
-        )
-        rows.append(SectionRow(row.slug, row.name, row.retired_at is not None, naming, alone))
-    return rows
+        for row in every_section()
+    ]
 
 
 def _clean_name(raw: object) -> str:

@@ -45,7 +45,10 @@ def test_the_page_shows_the_readers_choice_and_saves_a_new_one(app, client, read
     answer = client.post(path, data={**fields, "sections": ["world"], "frequency": "weekly"})
     assert answer.status_code == 200
     assert choice(app, subscriber_id) == ("world", Frequency.WEEKLY)
-    assert 'value="world"\n    checked>' in answer.get_data(as_text=True)
+    saved = answer.get_data(as_text=True)
+    assert 'value="world"\n    checked>' in saved
+    assert 'value="sport"\n    checked>' not in saved  # the page shows the new choice
+    assert 'value="weekly"\n    checked>' in saved
 
 
 def test_a_post_without_the_pages_csrf_token_changes_nothing(app, client, reader):

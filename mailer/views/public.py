@@ -315,7 +315,7 @@ def preferences_post(token: str):
         )
     if not subscriptions.change_choice(reader.id, choice):
         raise NotSubscribed("This address is not subscribed. Sign up again to choose.")
-    reader = subscriptions.reader_of(tokens.read_preferences_token(token))
+    # `reader` is read again on use: the change's transaction expired it.
     if wants_json():
         return jsonify(status="ok", sections=reader.sections, frequency=reader.frequency.value)
     return _preferences_page(reader, token, notice="Saved. The next issue you get follows it.")
