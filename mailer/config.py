@@ -97,6 +97,9 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+SMTP_REPLIES_PER_MESSAGE = 4
+
+
 @dataclass(frozen=True)
 class Settings:
     secret_keys: tuple[str, ...]
@@ -108,7 +111,7 @@ class Settings:
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = False
-    smtp_timeout: int = 60
+    smtp_timeout: int = 30  # seconds for any one reply of the relay, or one write
     base_url: str = "http://127.0.0.1:8000"
     from_address: str = "The Newsletter <newsletter@example.com>"
     list_id: str = "newsletter.example.com"
@@ -131,7 +134,7 @@ class Settings:
     send_retry_base_seconds: float = 30.0
     send_rate_per_second: int = 0
     worker_concurrency: int = 0  # 0: one pool process per CPU, Celery's own default
-    claim_stale_seconds: int = 120
+    claim_stale_seconds: int = 180
     digest_schedule: str = ""
     # The weekly digest's schedule ("mon 07:00"), for readers who chose weekly.
     weekly_schedule: str = ""
@@ -161,6 +164,13 @@ class Settings:
     sections: tuple[tuple[str, str], ...] = ()
     # (section slug, feed URL): every article of that feed is filed under the section.
     feed_sections: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def smtp_transaction_seconds(self) -> int:
+        """The longest one message's exchange with the relay may take: its four replies
+        (MAIL, RCPT, DATA, the final dot), each within MAILER_SMTP_TIMEOUT, and cut
+        off there (emails/smtp.py)."""
+        return SMTP_REPLIES_PER_MESSAGE * self.smtp_timeout
 
     @property
     def development(self) -> bool:
@@ -312,6 +322,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError("MAILER_WORKER_CONCURRENCY must be 0 (one per CPU) to 256.")
     if settings.send_batch_size < 1 or settings.send_max_attempts < 1:
         raise ConfigError("MAILER_SEND_BATCH_SIZE and MAILER_SEND_MAX_ATTEMPTS must be at least 1.")
+    _validate_claims(settings)
     if not 0 < settings.send_retry_base_seconds <= 600:
         raise ConfigError("MAILER_SEND_RETRY_BASE_SECONDS must be between 0 and 600.")
     for url in settings.feeds:
@@ -341,6 +352,21 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"MAILER_LOG_LEVEL must be one of {', '.join(LEVELS)}.")
     if settings.confirm_max_age_days < 1:
         raise ConfigError("MAILER_CONFIRM_MAX_AGE_DAYS must be at least 1.")
+
+
+def _validate_claims(settings: Settings) -> None:
+    if not 1 <= settings.smtp_timeout <= 600:
+        raise ConfigError("MAILER_SMTP_TIMEOUT must be from 1 to 600 seconds.")
+    bound = settings.smtp_transaction_seconds
+    if settings.claim_stale_seconds <= bound:
+        # Recovery would take the claims of workers still waiting on the relay.
+        raise ConfigError(
+            f"MAILER_CLAIM_STALE_SECONDS ({settings.claim_stale_seconds}) must be above the "
+            f"longest one message's exchange with the relay may take: "
+            f"{SMTP_REPLIES_PER_MESSAGE} x MAILER_SMTP_TIMEOUT = {bound} seconds."
+        )
+    if settings.claim_stale_seconds > 86400:
+        raise ConfigError("MAILER_CLAIM_STALE_SECONDS must be at most 86400 (a day).")
 
 
 LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)

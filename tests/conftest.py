@@ -286,7 +286,9 @@ def environment(
         "MAILER_SEND_BATCH_SIZE": "20",
         "MAILER_SEND_RETRY_BASE_SECONDS": "0.5",
         "MAILER_SEND_MAX_ATTEMPTS": "3",
-        "MAILER_CLAIM_STALE_SECONDS": "5",
+        # Each reply within 1 s, so one message within 4 s; a claim is stale after 8.
+        "MAILER_SMTP_TIMEOUT": "1",
+        "MAILER_CLAIM_STALE_SECONDS": "8",
     }
 
 

@@ -93,6 +93,7 @@ def test_greylisting_refusals_drops_and_stalls_end_in_exactly_one_mail_each(
             extra={
                 "MAILER_SMTP_PORT": str(controller.port),
                 "MAILER_SMTP_TIMEOUT": "2",
+                "MAILER_CLAIM_STALE_SECONDS": "12",
                 "MAILER_SEND_MAX_ATTEMPTS": "4",
             }
         )

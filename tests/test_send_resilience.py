@@ -179,7 +179,7 @@ def test_a_worker_killed_while_sending_a_confirmation_delays_it_by_minutes_not_a
     second = Worker(env, tmp_path / "second.log", concurrency=1)
     second.start(app)
     try:
-        # Past the stale time (5 s in the tests, 2 minutes by default), the reconciler
+        # Past the stale time (8 s in the tests, 3 minutes by default), the reconciler
         # (beat, every minute) queues it again: the reader gets it.
         def sent_again():
             with app.app_context():

@@ -181,6 +181,7 @@ def run(scenario: str, readers: int, fault) -> Outcome:
         MAILER_ENV="production",
         MAILER_DATABASE_URL=url,
         MAILER_SMTP_PORT=str(controller.port),
+        MAILER_SMTP_TIMEOUT="2",  # one message within 8 s, under the stale time
         MAILER_CLAIM_STALE_SECONDS="10",
         MAILER_LOG_LEVEL="WARNING",
     )

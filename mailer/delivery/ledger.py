@@ -13,6 +13,7 @@ from mailer import bounces
 from mailer.config import Settings
 from mailer.db import db
 from mailer.delivery.claims import Recipient
+from mailer.delivery.lease import ClaimTaken
 from mailer.delivery.rows import CANCELLED_REPLY
 from mailer.models import Delivery, DeliveryStatus, SendClaim, utcnow
 
@@ -160,11 +161,15 @@ class Ledger:
                     claim_id=None,
                     smtp_reply=CANCELLED_REPLY if skipped else None,
                 )
-            db.change(
+            # Fenced: a claim recovery settled stays settled; what this batch did since
+            # its last flush is in the journal recovery read, so it is dropped here.
+            still_mine = db.change(
                 update(SendClaim)
-                .where(SendClaim.id == self.claim_id)
+                .where(SendClaim.id == self.claim_id, SendClaim.finished.is_(False))
                 .values(heartbeat_at=now, finished=finished)
             )
+            if still_mine != 1:
+                raise ClaimTaken(self.claim_id)
         self.totals.sent += len(self.sent)
         self.totals.failed += sum(o.status == DeliveryStatus.FAILED for o in self.outcomes)
         self.totals.retrying += sum(o.status == DeliveryStatus.RETRYING for o in self.outcomes)

@@ -12,6 +12,7 @@ from mailer.config import Settings
 from mailer.db import db
 from mailer.delivery.claims import Recipient, claim_rows, halt_status, open_claim
 from mailer.delivery.journal import Journal
+from mailer.delivery.lease import ClaimLease, ClaimTaken
 from mailer.delivery.ledger import MAX_RETRY_COUNTDOWN, Ledger
 from mailer.delivery.rate import SendRate
 from mailer.delivery.rows import earliest_retry, finish_if_done
@@ -22,7 +23,7 @@ from mailer.emails.smtp import (
     TemporaryFailure,
     smtp_connection,
 )
-from mailer.models import Digest, DigestSegment, utcnow
+from mailer.models import DeliveryStatus, Digest, DigestSegment, utcnow
 from mailer.redis_client import redis_client
 from mailer.verp import MailKind, MailRef
 
@@ -93,17 +94,26 @@ def send_batch(digest_id: int, from_id: int | None = None) -> BatchResult:
         return BatchResult(0, 0, 0, 0, None)
     journal = Journal(redis_client(), claim_id)
     journal.open()
-    recipients = claim_rows(claim_id, digest_id, settings.send_batch_size, from_id)
     ledger = Ledger(claim_id, digest_id, settings)
-    if recipients:
-        digest = db.session.get_one(Digest, digest_id)
-        copies = DigestCopies(settings, digest, {r.segment_id for r in recipients})
-        db.session.rollback()  # end the read before sending; nothing is held open
+    recipients: list[Recipient] = []
+    with ClaimLease(db.engine, settings, claim_id) as lease:
         try:
-            _send_all(recipients, copies, journal, ledger, smtp_connection())
-        finally:
-            journal.settle()
-    ledger.flush(finished=True)
+            recipients = claim_rows(claim_id, digest_id, settings.send_batch_size, from_id)
+            if recipients:
+                digest = db.session.get_one(Digest, digest_id)
+                copies = DigestCopies(settings, digest, {r.segment_id for r in recipients})
+                db.session.rollback()  # end the read before sending; nothing is held open
+                try:
+                    _send_all(recipients, copies, journal, ledger, lease, smtp_connection())
+                finally:
+                    journal.settle()
+            ledger.flush(finished=True)
+        except ClaimTaken:
+            # Recovery settled this claim from its journal; its rows are others' now.
+            db.session.rollback()
+            lease.mark_taken()
+            totals = ledger.totals
+            return BatchResult(len(recipients), totals.sent, totals.failed, totals.retrying, None)
     journal.discard()
     retry_in = _retry_in(digest_id)
     finish_if_done(digest_id)
@@ -116,6 +126,7 @@ def _send_all(
     copies: DigestCopies,
     journal: Journal,
     ledger: Ledger,
+    lease: ClaimLease,
     connection: SMTPConnection,
 ) -> None:
     per_second = copies.settings.send_rate_per_second
@@ -124,6 +135,16 @@ def _send_all(
     for index, recipient in enumerate(recipients):
         if rate is not None:
             rate.wait_for_slot()
+        try:
+            connection.ready()
+        except ConnectFailure:
+            # The relay is unreachable: nothing from here on was attempted, so it stays owed.
+            ledger.release(recipients[index:])
+            break
+        if not lease.holds():
+            # The fence: this message might not end before recovery could take the claim.
+            ledger.halt(recipients[index:], DeliveryStatus.PENDING)
+            break
         mail = copies.build(recipient)
         journal.attempting(recipient.delivery_id, sent_before=unrecorded)
         unrecorded = None

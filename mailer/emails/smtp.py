@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import smtplib
+import socket
 import time
 from email.utils import parseaddr
+from typing import Any
 
 from flask import current_app
 
@@ -31,6 +34,65 @@ class ConnectFailure(TemporaryFailure):
     """No session with the relay at all: the message was never attempted."""
 
 
+class _ReplyReader:
+    """What smtplib reads replies through: a line at a time, each whole reply within a
+    deadline. A socket timeout bounds each read only, so a relay trickling a reply a
+    byte at a time would otherwise hold the worker for as long as it liked."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.deadline = math.inf
+
+    def readline(self, limit: int = -1) -> bytes:
+        limit = limit if limit > 0 else 1 << 20
+        while True:
+            end = self.buffer.find(b"\n", 0, limit)
+            if end >= 0 or len(self.buffer) >= limit:
+                cut = end + 1 if end >= 0 else limit
+                line = bytes(self.buffer[:cut])
+                del self.buffer[:cut]
+                return line
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                # An OSError: smtplib closes the session and says it was disconnected.
+                raise TimeoutError("the relay's reply took longer than MAILER_SMTP_TIMEOUT")
+            self.sock.settimeout(remaining)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                line = bytes(self.buffer)
+                self.buffer.clear()
+                return line
+            self.buffer += chunk
+
+    def close(self) -> None:
+        self.buffer.clear()
+
+
+class _TimedSMTP(smtplib.SMTP):
+    """smtplib's client with every reply and write within `timeout`, and all of one
+    message's exchange within `exchange_deadline` (Settings.smtp_transaction_seconds)."""
+
+    exchange_deadline = math.inf
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("not connected")
+        if not isinstance(self.file, _ReplyReader) or self.file.sock is not self.sock:
+            self.file = _ReplyReader(self.sock)  # anew after STARTTLS wraps the socket
+        self.file.deadline = min(time.monotonic() + self.timeout, self.exchange_deadline)
+        return super().getreply()
+
+    def send(self, s: Any) -> None:
+        if self.sock is not None:
+            left = self.exchange_deadline - time.monotonic()
+            self.sock.settimeout(max(0.001, min(self.timeout, left)))
+        super().send(s)
+
+    def start_exchange(self, seconds: float) -> None:
+        self.exchange_deadline = time.monotonic() + seconds
+
+
 class SMTPConnection:
     """One SMTP session reused for many messages; reconnects when it went stale."""
 
@@ -40,14 +102,19 @@ class SMTPConnection:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sender = parseaddr(settings.from_address)[1]  # the envelope sender, parsed once
-        self._smtp: smtplib.SMTP | None = None
+        self._smtp: _TimedSMTP | None = None
         self._last_used = 0.0
         self.pipelining = False  # what the relay said to EHLO
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _TimedSMTP:
         s = self.settings
         try:
-            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+            smtp = _TimedSMTP(timeout=s.smtp_timeout)
+            smtp.start_exchange(s.smtp_transaction_seconds)  # connecting is one exchange
+            code, banner = smtp.connect(s.smtp_host, s.smtp_port)
+            if code != 220:
+                smtp.close()
+                raise smtplib.SMTPConnectError(code, banner)
             smtp.ehlo()
             if s.smtp_starttls:
                 smtp.starttls()
@@ -55,18 +122,23 @@ class SMTPConnection:
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password)
         except (OSError, smtplib.SMTPException) as exc:
+            smtp.close()
             raise ConnectFailure(f"cannot connect to {s.smtp_host}:{s.smtp_port}: {exc}") from exc
         self.pipelining = smtp.has_extn("pipelining")
         return smtp
 
-    def _ready(self) -> smtplib.SMTP:
+    def ready(self) -> _TimedSMTP:
+        """The session, connected (or checked, after a long idle) before a message is
+        noted as on the wire. Raises ConnectFailure."""
         if self._smtp is not None and time.monotonic() - self._last_used > self.IDLE_CHECK_SECONDS:
             try:
+                self._smtp.start_exchange(self.settings.smtp_transaction_seconds)
                 self._smtp.noop()
             except (OSError, smtplib.SMTPException):
                 self.close()
         if self._smtp is None:
             self._smtp = self._connect()
+        self._last_used = time.monotonic()
         return self._smtp
 
     def send(self, recipient: str, data: bytes, *, sender: str | None = None) -> None:
@@ -78,7 +150,8 @@ class SMTPConnection:
         Raises PermanentFailure (5xx), TemporaryFailure (4xx, a lost connection) or
         ConnectFailure (no session at all).
         """
-        smtp = self._ready()
+        smtp = self.ready()
+        smtp.start_exchange(self.settings.smtp_transaction_seconds)
         try:
             self._transaction(smtp, sender or self.sender, recipient, data)
         except smtplib.SMTPServerDisconnected as exc:
