@@ -99,6 +99,7 @@ def signup_benchmark(shipped: ShippedStack, seconds: int = 10) -> dict:
         {
             "MAILER_SIGNUP_RATE_LIMIT_IP": "10000000 per minute",
             "MAILER_SIGNUP_RATE_LIMIT_ADDRESS": "10000000 per minute",
+            "MAILER_SIGNUP_RATE_LIMIT_NETWORK": "10000000 per minute",
         }
     )
     assert shipped.stack is not None

@@ -15,78 +15,20 @@ from urllib.parse import urlsplit
 from mailer.dkim_keys import KeyProblem, load_key
 from mailer.logs import LEVELS
 from mailer.schedule import ScheduleError, parse_schedule
+from mailer.setting_values import (
+    ConfigError,
+    boolean,
+    feed_section_pairs,
+    limit_list,
+    number,
+    section_pairs,
+    text,
+    whole_number,
+    words,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
-
-
-class ConfigError(RuntimeError):
-    """A setting is missing or malformed; the message names the variable."""
-
-
-def _bool(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off", ""}:
-        return False
-    raise ConfigError(f"{name} must be true or false, not {raw!r}")
-
-
-def _int(name: str, raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-
-
-def _float(name: str, raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-
-
-def _str(_name: str, raw: str) -> str:
-    return raw
-
-
-def _words(_name: str, raw: str) -> tuple[str, ...]:
-    return tuple(raw.replace(",", " ").split())
-
-
-SECTION_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-
-
-def _sections(name: str, raw: str) -> tuple[tuple[str, str], ...]:
-    """`politics:Politics,world:World news`: a slug (what the API and links use) and the
-    name readers see, in the order readers see them."""
-    sections: list[tuple[str, str]] = []
-    for part in (p.strip() for p in raw.split(",")):
-        if not part:
-            continue
-        slug, _, title = part.partition(":")
-        slug, title = slug.strip(), title.strip() or slug.strip()
-        if not SECTION_SLUG.fullmatch(slug):
-            raise ConfigError(
-                f"{name}: {slug!r} is not a section slug (lowercase letters, digits and "
-                "hyphens, at most 40)"
-            )
-        if any(slug == known for known, _title in sections):
-            raise ConfigError(f"{name}: the section {slug!r} is named twice")
-        if len(title) > 60:
-            raise ConfigError(f"{name}: the name of {slug!r} is longer than 60 characters")
-        sections.append((slug, title))
-    return tuple(sections)
-
-
-def _feed_sections(_name: str, raw: str) -> tuple[tuple[str, str], ...]:
-    """`politics=https://example.com/politics.rss world=https://...`: checked in
-    load_settings against MAILER_SECTIONS and MAILER_FEEDS."""
-    return tuple(
-        (slug.strip(), url.strip())
-        for slug, _, url in (pair.partition("=") for pair in raw.replace(",", " ").split())
-    )
 
 
 def normalize_database_url(url: str) -> str:
@@ -121,6 +63,9 @@ class Settings:
     signup_min_seconds: int = 2
     signup_rate_limit_ip: str = "10 per minute;100 per hour"
     signup_rate_limit_address: str = "5 per hour"
+    signup_rate_limit_network: str = "20 per minute;200 per hour"
+    rate_limit_max_keys: int = 10_000
+    rate_limit_redis_url: str = ""  # empty: the one of MAILER_REDIS_URL
     consent_text: str = (
         "Send me the newsletter by email. I can unsubscribe at any time "
         "with one click from any issue."
@@ -208,61 +153,64 @@ class Settings:
 
 # Environment variable -> (field, parser). The variable names are the outside contract.
 _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
-    "MAILER_ENV": ("env", _str),
+    "MAILER_ENV": ("env", text),
     "MAILER_DATABASE_URL": ("database_url", lambda _name, raw: normalize_database_url(raw)),
-    "MAILER_REDIS_URL": ("redis_url", _str),
-    "MAILER_SMTP_HOST": ("smtp_host", _str),
-    "MAILER_SMTP_PORT": ("smtp_port", _int),
-    "MAILER_SMTP_USERNAME": ("smtp_username", _str),
-    "MAILER_SMTP_PASSWORD": ("smtp_password", _str),
-    "MAILER_SMTP_STARTTLS": ("smtp_starttls", _bool),
-    "MAILER_SMTP_TIMEOUT": ("smtp_timeout", _int),
-    "MAILER_BASE_URL": ("base_url", _str),
-    "MAILER_FROM": ("from_address", _str),
-    "MAILER_LIST_ID": ("list_id", _str),
-    "MAILER_LIST_NAME": ("list_name", _str),
-    "MAILER_CONFIRM_MAX_AGE_DAYS": ("confirm_max_age_days", _int),
-    "MAILER_CHECK_DELIVERABILITY": ("check_deliverability", _bool),
-    "MAILER_SIGNUP_MIN_SECONDS": ("signup_min_seconds", _int),
-    "MAILER_SIGNUP_RATE_LIMIT_IP": ("signup_rate_limit_ip", _str),
-    "MAILER_SIGNUP_RATE_LIMIT_ADDRESS": ("signup_rate_limit_address", _str),
-    "MAILER_CONSENT_TEXT": ("consent_text", _str),
-    "MAILER_MAIL_DIRECTORY": ("mail_directory", _str),
-    "MAILER_PROXY_HOPS": ("proxy_hops", _int),
-    "MAILER_MAX_REQUEST_BYTES": ("max_request_bytes", _int),
-    "MAILER_UNSUBSCRIBE_MAILTO": ("unsubscribe_mailto", _str),
-    "MAILER_DIGEST_MAX_ARTICLES": ("digest_max_articles", _int),
-    "MAILER_SEND_BATCH_SIZE": ("send_batch_size", _int),
-    "MAILER_SEND_MAX_ATTEMPTS": ("send_max_attempts", _int),
-    "MAILER_SEND_RETRY_BASE_SECONDS": ("send_retry_base_seconds", _float),
-    "MAILER_SEND_RATE_PER_SECOND": ("send_rate_per_second", _int),
-    "MAILER_WORKER_CONCURRENCY": ("worker_concurrency", _int),
-    "MAILER_CLAIM_STALE_SECONDS": ("claim_stale_seconds", _int),
-    "MAILER_DIGEST_SCHEDULE": ("digest_schedule", _str),
-    "MAILER_WEEKLY_SCHEDULE": ("weekly_schedule", _str),
-    "MAILER_FEEDS": ("feeds", _words),
-    "MAILER_FEED_INTERVAL_MINUTES": ("feed_interval_minutes", _int),
-    "MAILER_FEED_TIMEOUT": ("feed_timeout", _int),
-    "MAILER_FEED_MAX_BYTES": ("feed_max_bytes", _int),
-    "MAILER_TIMEZONE": ("timezone", _str),
+    "MAILER_REDIS_URL": ("redis_url", text),
+    "MAILER_SMTP_HOST": ("smtp_host", text),
+    "MAILER_SMTP_PORT": ("smtp_port", whole_number),
+    "MAILER_SMTP_USERNAME": ("smtp_username", text),
+    "MAILER_SMTP_PASSWORD": ("smtp_password", text),
+    "MAILER_SMTP_STARTTLS": ("smtp_starttls", boolean),
+    "MAILER_SMTP_TIMEOUT": ("smtp_timeout", whole_number),
+    "MAILER_BASE_URL": ("base_url", text),
+    "MAILER_FROM": ("from_address", text),
+    "MAILER_LIST_ID": ("list_id", text),
+    "MAILER_LIST_NAME": ("list_name", text),
+    "MAILER_CONFIRM_MAX_AGE_DAYS": ("confirm_max_age_days", whole_number),
+    "MAILER_CHECK_DELIVERABILITY": ("check_deliverability", boolean),
+    "MAILER_SIGNUP_MIN_SECONDS": ("signup_min_seconds", whole_number),
+    "MAILER_SIGNUP_RATE_LIMIT_IP": ("signup_rate_limit_ip", limit_list),
+    "MAILER_SIGNUP_RATE_LIMIT_ADDRESS": ("signup_rate_limit_address", limit_list),
+    "MAILER_SIGNUP_RATE_LIMIT_NETWORK": ("signup_rate_limit_network", limit_list),
+    "MAILER_RATE_LIMIT_MAX_KEYS": ("rate_limit_max_keys", whole_number),
+    "MAILER_RATE_LIMIT_REDIS_URL": ("rate_limit_redis_url", text),
+    "MAILER_CONSENT_TEXT": ("consent_text", text),
+    "MAILER_MAIL_DIRECTORY": ("mail_directory", text),
+    "MAILER_PROXY_HOPS": ("proxy_hops", whole_number),
+    "MAILER_MAX_REQUEST_BYTES": ("max_request_bytes", whole_number),
+    "MAILER_UNSUBSCRIBE_MAILTO": ("unsubscribe_mailto", text),
+    "MAILER_DIGEST_MAX_ARTICLES": ("digest_max_articles", whole_number),
+    "MAILER_SEND_BATCH_SIZE": ("send_batch_size", whole_number),
+    "MAILER_SEND_MAX_ATTEMPTS": ("send_max_attempts", whole_number),
+    "MAILER_SEND_RETRY_BASE_SECONDS": ("send_retry_base_seconds", number),
+    "MAILER_SEND_RATE_PER_SECOND": ("send_rate_per_second", whole_number),
+    "MAILER_WORKER_CONCURRENCY": ("worker_concurrency", whole_number),
+    "MAILER_CLAIM_STALE_SECONDS": ("claim_stale_seconds", whole_number),
+    "MAILER_DIGEST_SCHEDULE": ("digest_schedule", text),
+    "MAILER_WEEKLY_SCHEDULE": ("weekly_schedule", text),
+    "MAILER_FEEDS": ("feeds", words),
+    "MAILER_FEED_INTERVAL_MINUTES": ("feed_interval_minutes", whole_number),
+    "MAILER_FEED_TIMEOUT": ("feed_timeout", whole_number),
+    "MAILER_FEED_MAX_BYTES": ("feed_max_bytes", whole_number),
+    "MAILER_TIMEZONE": ("timezone", text),
     "MAILER_LOG_LEVEL": ("log_level", lambda _name, raw: raw.strip().upper()),
-    "MAILER_DKIM_SELECTOR": ("dkim_selector", _str),
-    "MAILER_DKIM_DOMAIN": ("dkim_domain", _str),
-    "MAILER_DKIM_PRIVATE_KEY_FILE": ("dkim_private_key_file", _str),
-    "MAILER_DKIM_ED25519_KEY_FILE": ("dkim_ed25519_key_file", _str),
-    "MAILER_DKIM_ED25519_SELECTOR": ("dkim_ed25519_selector", _str),
-    "MAILER_BOUNCE_LOCALPART": ("bounce_localpart", _str),
-    "MAILER_BOUNCE_DOMAIN": ("bounce_domain", _str),
-    "MAILER_SOFT_BOUNCE_LIMIT": ("soft_bounce_limit", _int),
-    "MAILER_FEEDBACK_SENDER_ID": ("feedback_sender_id", _str),
-    "MAILER_POSTAL_ADDRESS": ("postal_address", _str),
-    "MAILER_SITE_URL": ("site_url", _str),
-    "MAILER_SITE_NAME": ("site_name", _str),
-    "MAILER_ARCHIVE": ("archive", _bool),
-    "MAILER_WELCOME_MAIL": ("welcome_mail", _bool),
-    "MAILER_EMBED_ORIGINS": ("embed_origins", _words),
-    "MAILER_SECTIONS": ("sections", _sections),
-    "MAILER_FEED_SECTIONS": ("feed_sections", _feed_sections),
+    "MAILER_DKIM_SELECTOR": ("dkim_selector", text),
+    "MAILER_DKIM_DOMAIN": ("dkim_domain", text),
+    "MAILER_DKIM_PRIVATE_KEY_FILE": ("dkim_private_key_file", text),
+    "MAILER_DKIM_ED25519_KEY_FILE": ("dkim_ed25519_key_file", text),
+    "MAILER_DKIM_ED25519_SELECTOR": ("dkim_ed25519_selector", text),
+    "MAILER_BOUNCE_LOCALPART": ("bounce_localpart", text),
+    "MAILER_BOUNCE_DOMAIN": ("bounce_domain", text),
+    "MAILER_SOFT_BOUNCE_LIMIT": ("soft_bounce_limit", whole_number),
+    "MAILER_FEEDBACK_SENDER_ID": ("feedback_sender_id", text),
+    "MAILER_POSTAL_ADDRESS": ("postal_address", text),
+    "MAILER_SITE_URL": ("site_url", text),
+    "MAILER_SITE_NAME": ("site_name", text),
+    "MAILER_ARCHIVE": ("archive", boolean),
+    "MAILER_WELCOME_MAIL": ("welcome_mail", boolean),
+    "MAILER_EMBED_ORIGINS": ("embed_origins", words),
+    "MAILER_SECTIONS": ("sections", section_pairs),
+    "MAILER_FEED_SECTIONS": ("feed_sections", feed_section_pairs),
 }
 
 
@@ -302,6 +250,14 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     return settings
 
 
+def _validate_rate_limits(settings: Settings) -> None:
+    if settings.rate_limit_max_keys < 1:
+        raise ConfigError("MAILER_RATE_LIMIT_MAX_KEYS must be at least 1.")
+    url = settings.rate_limit_redis_url
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("MAILER_RATE_LIMIT_REDIS_URL must be a redis:// URL.")
+
+
 def validate(settings: Settings) -> None:
     if not settings.secret_keys:
         raise ConfigError(
@@ -318,6 +274,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError("MAILER_FROM must be an address such as 'News <news@example.com>'.")
     if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("MAILER_REDIS_URL must be a redis:// URL.")
+    _validate_rate_limits(settings)
     if not 0 <= settings.worker_concurrency <= 256:
         raise ConfigError("MAILER_WORKER_CONCURRENCY must be 0 (one per CPU) to 256.")
     if settings.send_batch_size < 1 or settings.send_max_attempts < 1:

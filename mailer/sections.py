@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import ColumnElement, func, literal, select
 
-from mailer.config import SECTION_SLUG
 from mailer.db import db
 from mailer.errors import InvalidInput, NotFound
 from mailer.models import (
@@ -27,6 +26,7 @@ from mailer.models import (
     SubscriberStatus,
     utcnow,
 )
+from mailer.setting_values import SECTION_SLUG
 
 
 @dataclass(frozen=True)

@@ -283,6 +283,7 @@ def environment(
         "MAILER_SIGNUP_MIN_SECONDS": "0",
         "MAILER_SIGNUP_RATE_LIMIT_IP": "1000 per minute",
         "MAILER_SIGNUP_RATE_LIMIT_ADDRESS": "1000 per minute",
+        "MAILER_SIGNUP_RATE_LIMIT_NETWORK": "1000 per minute",
         "MAILER_SEND_BATCH_SIZE": "20",
         "MAILER_SEND_RETRY_BASE_SECONDS": "0.5",
         "MAILER_SEND_MAX_ATTEMPTS": "3",

@@ -188,10 +188,20 @@ def test_tokens_signed_with_an_older_key_still_verify(app, settings_override):
         assert read_confirm_token(old_confirm) == ReaderLink(7, "key7")
 
 
-def test_signup_is_kept_when_redis_is_unreachable(environment, tmp_path):
-    """Redis down: the reader still gets the page, the row is stored, the mail is owed."""
+def test_signup_is_kept_when_the_queues_redis_is_unreachable(environment, tmp_path):
+    """The broker down (the limiter's Redis up): the reader still gets the page, the row
+    is stored, the mail is owed. (The limiter's own Redis down: tests/test_rate_limits.py.)"""
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    app = create_app(load_settings(environ={**environment, "MAILER_REDIS_URL": dead}))
+    limiter = environment["MAILER_REDIS_URL"]
+    app = create_app(
+        load_settings(
+            environ={
+                **environment,
+                "MAILER_REDIS_URL": dead,
+                "MAILER_RATE_LIMIT_REDIS_URL": limiter,
+            }
+        )
+    )
     client = app.test_client()
     try:
         response = signup(client, "while-down@example.org")

@@ -30,6 +30,7 @@ BASE = {
     "mailer.models",
     "mailer.redis_client",
     "mailer.schedule",
+    "mailer.setting_values",
 }
 EDGE_PREFIXES = ("mailer.views", "mailer.migrations")
 EDGE = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, TooManyRequests
+from werkzeug.exceptions import HTTPException, ServiceUnavailable, TooManyRequests
 
 from mailer.errors import UserError
 
@@ -35,6 +35,7 @@ HTTP_MESSAGES = {
     413: "That was far too much data for this form.",
     415: "Please send the form, or JSON with the Content-Type application/json.",
     429: "Too many attempts. Please wait a little and try again.",
+    503: "We cannot take this request just now. Nothing was changed: please try again in a minute.",
 }
 
 
@@ -59,6 +60,6 @@ def register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         message = HTTP_MESSAGES.get(status, error.description or "")
         response = error_response(status, error.name, message)
-        if isinstance(error, TooManyRequests) and error.retry_after is not None:
+        if isinstance(error, TooManyRequests | ServiceUnavailable) and error.retry_after:
             response.headers["Retry-After"] = str(error.retry_after)
         return response

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from flask import abort, render_template, request
 
 from mailer import sections
-from mailer.config import SECTION_SLUG
+from mailer.setting_values import SECTION_SLUG
 from mailer.views.editor.blueprint import bp, change_and_go_back
 
 
