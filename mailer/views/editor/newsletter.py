@@ -158,8 +158,7 @@ def preview_html():
     preview = digests.preview(key, Frequency.WEEKLY if weekly else Frequency.DAILY)
     if preview is None:
         abort(404)
-    html = preview.html.replace(emails.UNSUBSCRIBE_SLOT, "#")
-    return framed_html(html.replace(emails.PREFERENCES_SLOT, "#"))
+    return framed_html(emails.example_copy(preview).html)
 
 
 @bp.post("/digest/test")
