@@ -97,9 +97,10 @@ def digest_archive(digest_id: int):
 @bp.get("/digest")
 def next_digest():
     waiting = articles.waiting_in_digest_order(current_app.config["MAILER"].digest_max_articles)
+    preview = digests.preview()
     return render_template(
         "editor/next_digest.html",
-        preview=digests.preview(),
+        preview=emails.example_copy(preview) if preview else None,
         draft=editorial.draft(),
         subject_template=editorial.subject_template(),
         waiting=waiting,
