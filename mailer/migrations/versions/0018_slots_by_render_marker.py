@@ -48,7 +48,8 @@ def _marked(body: str, marker: str, column: str) -> str:
     before, after = body[:cut], body[cut + len(OLD_UNSUBSCRIBE) :]
     preferences = PREFERENCES_BEFORE_UNSUBSCRIBE[column].search(before)
     if preferences is not None:
-        before = before[: preferences.start()] + _new(marker, "PREFERENCES")
+        start, end = preferences.span()
+        before = before[:start] + _new(marker, "PREFERENCES") + before[end:]
     return before + _new(marker, "UNSUBSCRIBE") + after
 
 
