@@ -63,7 +63,7 @@ def test_the_api_refuses_an_article_that_holds_a_slot(app, client, api, field, s
     assert article_count(app) == 0
 
 
-def test_the_console_refuses_an_article_that_holds_a_slot(app, console):
+def test_the_console_refuses_an_article_or_an_edit_that_holds_a_slot(app, console):
     form = hidden_fields(console.get("/editor/articles").get_data(as_text=True))
     page = console.post(
         "/editor/articles",
@@ -73,6 +73,19 @@ def test_the_console_refuses_an_article_that_holds_a_slot(app, console):
 
     assert "__MAILER_...__" in html.unescape(page)
     assert article_count(app) == 0
+
+    add_article(app, "Fine", "https://news.example.org/fine", summary="Fine.")
+    with app.app_context():
+        article_id = db.session.scalar(select(Article.id))
+    edited = console.post(
+        f"/editor/articles/{article_id}/edit",
+        data={**form, "title": "Fine", "summary": f"Now {PREFERENCES}"},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+
+    assert "__MAILER_...__" in html.unescape(edited)
+    with app.app_context():
+        assert db.session.get_one(Article, article_id).summary == "Fine."
 
 
 def test_a_feed_entry_that_holds_slots_is_kept_without_them(app, settings_override):
