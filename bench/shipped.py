@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench.services import _children, _connects, database_url, free_port, python_sink
-from mailer import create_app, digests, emails
+from mailer import create_app, digests, slots
 from mailer.config import load_settings
 from mailer.emails.message import PreparedMessage, newsletter_headers
 from mailer.migrate import upgrade
@@ -194,20 +194,23 @@ class ShippedStack:
         app = create_app(load_settings(environ=environ_for(self)))
         with app.app_context():
             settings = app.config["MAILER"]
+            rendered = digests.preview()
+            assert rendered is not None and rendered.slot_marker is not None
             prepared = PreparedMessage(
                 settings,
-                digests.preview(),
-                slots=(emails.UNSUBSCRIBE_SLOT,),
+                rendered,
+                slots=slots.placeholders(rendered.slot_marker),
                 headers=newsletter_headers(settings),
             )
             link = "https://news.example.org/unsubscribe/MTIzNDU.AbCdEfGhIjKlMnOpQrStUvWxYz0"
+            choices = "https://news.example.org/preferences/MTIzNDU.AbCdEfGhIjKlMnOpQrStUvWxYz0"
             data = prepared.render(
                 headers={
                     "To": "raw@example.org",
                     "Message-ID": "<raw@example.org>",
                     "List-Unsubscribe": f"<{link}>",
                 },
-                values=(link,),
+                values=(link, choices),
             )
         app.extensions["mailer.db"]["engine"].dispose()
         return data

@@ -13,27 +13,18 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import select
 
-from mailer import emails
+from mailer import slots
 from mailer.db import db
 from mailer.errors import NotFound
 from mailer.links import external_url
 from mailer.models import Digest, DigestStatus
+from mailer.slots import Slot
 
 PER_PAGE = 20
 ARCHIVED = (
     Digest.status.in_((DigestStatus.SENT, DigestStatus.SENT_WITH_FAILURES)),
     Digest.cancelled_at.is_(None),
     Digest.hidden_from_archive.is_(False),
-)
-_UNSUBSCRIBE_LINK = re.compile(
-    r"<a\b[^>]*href=\"" + re.escape(emails.UNSUBSCRIBE_SLOT) + r"\"[^>]*>.*?</a>", re.DOTALL
-)
-# A reader's choices are their own: the public copy has no such link.
-_PREFERENCES_LINK = re.compile(
-    r"<p\b[^>]*>\s*<a\b[^>]*href=\""
-    + re.escape(emails.PREFERENCES_SLOT)
-    + r"\"[^>]*>.*?</a>\s*</p>\s*",
-    re.DOTALL,
 )
 
 
@@ -68,11 +59,25 @@ def public_html(digest: Digest) -> str:
     """The digest as sent, with the reader's unsubscribe link turned into a signup link."""
     signup = external_url("public.subscribe_form")
     name = current_app.config["MAILER"].list_name
-    html = _UNSUBSCRIBE_LINK.sub(
-        f'<a href="{signup}" style="color:#0b57d0">Subscribe to {name}</a>',
-        _PREFERENCES_LINK.sub("", digest.html_body),
+    marker = digest.slot_marker
+    if marker is None:
+        return digest.html_body
+    unsubscribe = re.escape(slots.placeholder(marker, Slot.UNSUBSCRIBE))
+    preferences = re.escape(slots.placeholder(marker, Slot.PREFERENCES))
+    # A reader's choices are their own: the public copy has no such link.
+    html = re.sub(
+        r"<p\b[^>]*>\s*<a\b[^>]*href=\"" + preferences + r"\"[^>]*>.*?</a>\s*</p>\s*",
+        "",
+        digest.html_body,
+        flags=re.DOTALL,
     )
-    return html.replace(emails.UNSUBSCRIBE_SLOT, signup).replace(emails.PREFERENCES_SLOT, signup)
+    html = re.sub(
+        r"<a\b[^>]*href=\"" + unsubscribe + r"\"[^>]*>.*?</a>",
+        f'<a href="{signup}" style="color:#0b57d0">Subscribe to {name}</a>',
+        html,
+        flags=re.DOTALL,
+    )
+    return slots.fill(html, marker, {Slot.UNSUBSCRIBE: signup, Slot.PREFERENCES: signup})
 
 
 def recent(limit: int = 20) -> list[Digest]:

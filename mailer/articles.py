@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
-from mailer import article_queue, sections
+from mailer import article_queue, sections, slots
 from mailer.db import db
 from mailer.errors import InvalidInput
 from mailer.models import Article, Frequency, utcnow
@@ -131,7 +131,7 @@ def parse_article(data: object, *, retired_ok: bool = False) -> ArticleInput:
         if html_depth(body_html) > MAX_HTML_DEPTH:
             raise InvalidInput(f"'body_html' nests elements more than {MAX_HTML_DEPTH} deep.")
         body_html = sanitize_html(body_html) or None
-    return ArticleInput(
+    article = ArticleInput(
         title=_text(data, "title", required=True),  # type: ignore[arg-type]
         url=_url(_text(data, "url", required=True)),  # type: ignore[arg-type]
         summary=_text(data, "summary"),
@@ -141,6 +141,24 @@ def parse_article(data: object, *, retired_ok: bool = False) -> ArticleInput:
         guid=_text(data, "guid"),
         section=_section(data.get("section"), retired_ok),
     )
+    _refuse_slot_text(article)
+    return article
+
+
+# What a digest shows of an article (a summary is made from body_html when there is none).
+SHOWN_FIELDS = ("title", "url", "summary", "body_html", "author")
+
+
+def _refuse_slot_text(article: ArticleInput) -> None:
+    """Only mailer places a reader's own links; an article that looks as if it held one is
+    refused (its HTML once sanitized, which decodes entities), whoever sent it."""
+    for field in SHOWN_FIELDS:
+        value = getattr(article, field)
+        if value is not None and slots.looks_like_a_slot(value):
+            raise InvalidInput(
+                f"'{field}' must not hold text of the form __MAILER_...__: "
+                "mailer puts each reader's own links there."
+            )
 
 
 def _section(value: object, retired_ok: bool) -> str | None:

@@ -125,10 +125,11 @@ def create_digest(
                 intro=digest.intro,
                 archive_url=links.archive_url(digest.id),
             )
-            digest.subject, digest.text_body, digest.html_body = (
+            digest.subject, digest.text_body, digest.html_body, digest.slot_marker = (
                 rendered.subject,
                 rendered.text,
                 rendered.html,
+                rendered.slot_marker,
             )
             digest_id = digest.id
     except IntegrityError:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from mailer import slots
 from mailer.articles import waiting_in_digest_order
 from mailer.db import db
 from mailer.errors import InvalidInput, NotFound
@@ -186,6 +187,8 @@ def edit_article(article_id: int, title: object, summary: object) -> None:
         raise InvalidInput("The summary holds characters that are not text.")
     if len(title) > MAX_TITLE or len(summary) > MAX_SUMMARY:
         raise InvalidInput(f"Titles are at most {MAX_TITLE}, summaries {MAX_SUMMARY} characters.")
+    if slots.looks_like_a_slot(title) or slots.looks_like_a_slot(summary):
+        raise InvalidInput("Text of the form __MAILER_...__ is where mailer puts readers' links.")
     with db.transaction():
         article = _waiting(article_id)
         article.title = " ".join(title.split())

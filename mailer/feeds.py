@@ -24,7 +24,7 @@ import feedparser
 from flask import current_app
 from sqlalchemy import select
 
-from mailer import articles
+from mailer import articles, slots
 from mailer.db import db
 from mailer.errors import InvalidInput
 from mailer.models import Feed, utcnow
@@ -186,9 +186,11 @@ def parse_entries(url: str, body: bytes) -> list[dict]:
 
 
 def _payload(entry: feedparser.FeedParserDict) -> dict:
+    """An entry as an article payload. Text that looks like a reader's slot is dropped: a
+    feed's author sent no token, and the rest of the entry is still news."""
     when = entry.get("published_parsed") or entry.get("updated_parsed")
     content = entry.get("content") or []
-    return {
+    payload = {
         "title": entry.get("title"),
         "url": entry.get("link"),
         "guid": entry.get("id"),
@@ -197,6 +199,7 @@ def _payload(entry: feedparser.FeedParserDict) -> dict:
         "author": entry.get("author"),
         "published_at": datetime.fromtimestamp(timegm(when), UTC).isoformat() if when else None,
     }
+    return {k: slots.without_slot_text(v) if isinstance(v, str) else v for k, v in payload.items()}
 
 
 def poll_feed(url: str) -> int:

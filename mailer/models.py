@@ -180,6 +180,8 @@ class Digest(IdsNeverReused, Base):
     intro: Mapped[str | None] = mapped_column(Text)  # the editor's words above the articles
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str] = mapped_column(Text)
+    # Where the bodies hold each reader's links: the marker of their render (mailer/slots.py).
+    slot_marker: Mapped[str | None] = mapped_column(String(32))
     total: Mapped[int] = mapped_column(Integer, default=0)
     # Delivery rows are made by a worker, in ranges of subscriber ids, after the trigger
     # has answered: rows exist for readers up to this id; done once materialized_at is set.
@@ -218,6 +220,7 @@ class DigestSegment(Base):
     subject: Mapped[str | None] = mapped_column(Text)
     text_body: Mapped[str | None] = mapped_column(Text)
     html_body: Mapped[str | None] = mapped_column(Text)
+    slot_marker: Mapped[str | None] = mapped_column(String(32))  # as Digest.slot_marker
     render_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 

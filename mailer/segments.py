@@ -70,12 +70,15 @@ def _rendered(digest: Digest, chosen: list[Article], key: str) -> dict[str, obje
         "subject": rendered.subject,
         "text_body": rendered.text,
         "html_body": rendered.html,
+        "slot_marker": rendered.slot_marker,
         "render_seconds": time.perf_counter() - started,
     }
 
 
 def rendered(segment: DigestSegment) -> RenderedEmail:
-    return RenderedEmail(segment.subject or "", segment.text_body or "", segment.html_body or "")
+    return RenderedEmail(
+        segment.subject or "", segment.text_body or "", segment.html_body or "", segment.slot_marker
+    )
 
 
 @dataclass(frozen=True)

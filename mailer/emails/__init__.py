@@ -11,11 +11,12 @@ batch, and only each reader's headers and links are spliced in.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from flask import current_app
 
+from mailer import slots
 from mailer.articles import digest_order
 from mailer.config import Settings
 from mailer.editorial import render_intro, render_subject, subject_template
@@ -26,7 +27,7 @@ from mailer.emails.message import (
     newsletter_headers,
     one_off_message_id,
 )
-from mailer.emails.render import RenderedEmail, render_email
+from mailer.emails.render import RenderedEmail, render_email, render_newsletter
 from mailer.emails.smtp import smtp_connection
 from mailer.links import (
     archive_url,
@@ -44,9 +45,6 @@ log = logging.getLogger(__name__)
 
 # (subscriber id, link key): what a reader's own links are made of.
 ReaderLinkKey = tuple[int, str]
-# Rendered into a newsletter's bodies once and replaced by each reader's links.
-UNSUBSCRIBE_SLOT = "__MAILER_UNSUBSCRIBE_URL__"
-PREFERENCES_SLOT = "__MAILER_PREFERENCES_URL__"
 # Gmail clips HTML bodies over about 102 KB.
 HTML_LIMIT_BYTES = 100 * 1024
 TEST_MARK = "[TEST] "
@@ -106,7 +104,7 @@ def confirmation(subscriber: Subscriber) -> OutgoingMail:
 
 def welcome(subscriber: Subscriber) -> OutgoingMail:
     settings = _settings()
-    rendered = render_email(
+    rendered = render_newsletter(
         "welcome",
         name=subscriber.name,
         list_name=settings.list_name,
@@ -114,8 +112,6 @@ def welcome(subscriber: Subscriber) -> OutgoingMail:
         site_name=settings.site_label,
         postal_address=settings.postal_address,
         archive_url=archive_url(),
-        unsubscribe_url=UNSUBSCRIBE_SLOT,
-        preferences_url=PREFERENCES_SLOT,
     )
     return Newsletter(rendered).copy_for(
         subscriber.email,
@@ -145,7 +141,7 @@ def digest(
     archive_url: str | None = None,
 ) -> RenderedEmail:
     """The digest of these articles in the order an editor gave them (else newest first),
-    under the editor's subject and introduction, with the unsubscribe link as a slot."""
+    under the editor's subject and introduction, with a slot for each of the reader's links."""
     settings = _settings()
     ordered = digest_order(chosen)
     now = utcnow()
@@ -155,7 +151,7 @@ def digest(
         titles=[a.title for a in ordered],
         date=now.strftime("%-d %B %Y"),
     )
-    rendered = render_email(
+    rendered = render_newsletter(
         "digest",
         subject=subject,
         intro=render_intro(intro),
@@ -168,8 +164,6 @@ def digest(
         site_name=settings.site_label,
         postal_address=settings.postal_address,
         archive_url=archive_url,
-        unsubscribe_url=UNSUBSCRIBE_SLOT,
-        preferences_url=PREFERENCES_SLOT,
         date=now,
     )
     size = len(rendered.html.encode())
@@ -179,7 +173,22 @@ def digest(
 
 
 def stored_digest(digest_row: Digest) -> RenderedEmail:
-    return RenderedEmail(digest_row.subject, digest_row.text_body, digest_row.html_body)
+    return RenderedEmail(
+        digest_row.subject, digest_row.text_body, digest_row.html_body, digest_row.slot_marker
+    )
+
+
+def example_copy(rendered: RenderedEmail) -> RenderedEmail:
+    """The mail as an editor previews it: a test copy's links where each reader's go."""
+    links = {
+        slots.Slot.UNSUBSCRIBE: test_unsubscribe_url(),
+        slots.Slot.PREFERENCES: test_preferences_url(),
+    }
+    return RenderedEmail(
+        rendered.subject,
+        slots.fill(rendered.text, rendered.slot_marker, links),
+        slots.fill(rendered.html, rendered.slot_marker, links),
+    )
 
 
 class Newsletter:
@@ -192,6 +201,8 @@ class Newsletter:
         digest_id: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if rendered.slot_marker is None:
+            raise ValueError("a newsletter is rendered with slots for its readers' links")
         self.settings = _settings()
         # Built once: each reader's link is this and their token (URL-safe as it is).
         self.unsubscribe_prefix = external_url("public.unsubscribe", token="-")[:-1]  # noqa: S106
@@ -199,7 +210,8 @@ class Newsletter:
         self.prepared = PreparedMessage(
             self.settings,
             rendered,
-            slots=(UNSUBSCRIBE_SLOT, PREFERENCES_SLOT),
+            # Found by this render's own marker: no article could hold it.
+            slots=slots.placeholders(rendered.slot_marker),
             headers={**newsletter_headers(self.settings, digest_id), **(headers or {})},
         )
 
@@ -224,7 +236,7 @@ class Newsletter:
                 "Message-ID": message_id,
                 "List-Unsubscribe": list_unsubscribe(self.settings, url, token),
             },
-            values=(url, choices),
+            values=(url, choices),  # in the order of slots.Slot
             for_smtp=True,
         )
         sender = envelope_sender(bounces_for, self.settings) if bounces_for else None
@@ -244,6 +256,6 @@ def test_digest(
 ) -> OutgoingMail:
     """The reader's mail, headers included, marked [TEST]; its link works for a reader's
     address and plainly says it is a test for any other."""
-    marked = RenderedEmail(TEST_MARK + rendered.subject, rendered.text, rendered.html)
+    marked = replace(rendered, subject=TEST_MARK + rendered.subject)
     newsletter = Newsletter(marked, headers={"X-Mailer-Test": f"requested by {requested_by}"})
     return newsletter.copy_for(address, reader, one_off_message_id(_settings()))

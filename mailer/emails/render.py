@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import css_inline
 from flask import current_app
+
+from mailer import slots
 
 # Remote stylesheets are never fetched: article HTML is not ours to trust.
 _inliner = css_inline.CSSInliner(load_remote_stylesheets=False)
@@ -16,6 +18,8 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    # The marker of this render's slots (mailer/slots.py); None: a mail without any.
+    slot_marker: str | None = None
 
 
 def render_email(template: str, **context: object) -> RenderedEmail:
@@ -29,3 +33,10 @@ def render_email(template: str, **context: object) -> RenderedEmail:
         text=env.get_template(f"email/{template}/body.txt").render(**context),
         html=_inliner.inline(html),
     )
+
+
+def render_newsletter(template: str, **context: object) -> RenderedEmail:
+    """Renders a mail with a slot wherever its templates place a reader's own link."""
+    marker = slots.new_marker()
+    rendered = render_email(template, **context, **slots.template_context(marker))
+    return replace(rendered, slot_marker=marker)

@@ -97,9 +97,10 @@ def digest_archive(digest_id: int):
 @bp.get("/digest")
 def next_digest():
     waiting = articles.waiting_in_digest_order(current_app.config["MAILER"].digest_max_articles)
+    preview = digests.preview()
     return render_template(
         "editor/next_digest.html",
-        preview=digests.preview(),
+        preview=emails.example_copy(preview) if preview else None,
         draft=editorial.draft(),
         subject_template=editorial.subject_template(),
         waiting=waiting,
@@ -158,8 +159,7 @@ def preview_html():
     preview = digests.preview(key, Frequency.WEEKLY if weekly else Frequency.DAILY)
     if preview is None:
         abort(404)
-    html = preview.html.replace(emails.UNSUBSCRIBE_SLOT, "#")
-    return framed_html(html.replace(emails.PREFERENCES_SLOT, "#"))
+    return framed_html(emails.example_copy(preview).html)
 
 
 @bp.post("/digest/test")
