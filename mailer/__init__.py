@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, Response, request
-from werkzeug.exceptions import UnsupportedMediaType
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import ServiceUnavailable, UnsupportedMediaType
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer.config import PROJECT_ROOT, Settings, load_settings
@@ -14,6 +17,8 @@ from mailer.rate_limits import init_rate_limits
 from mailer.views.errors import register_error_handlers
 from mailer.views.inputs import init_inputs, refuse_nameless_form_fields
 
+log = logging.getLogger(__name__)
+
 # Bodies a POST may carry; anything else is refused before any view reads it.
 ACCEPTED_BODY_TYPES = {
     "application/x-www-form-urlencoded",
@@ -22,9 +27,27 @@ ACCEPTED_BODY_TYPES = {
 }
 
 
+class MailerFlask(Flask):
+    """Flask with every request one unit of work: committed when the answer is not an
+    error, rolled back when it is, and jobs queued only after the commit."""
+
+    def full_dispatch_request(self) -> Response:
+        unit = db.unit_of_work()
+        try:
+            with unit:
+                response = super().full_dispatch_request()
+                if response.status_code >= 400:
+                    unit.veto()  # bad input changes nothing, whatever ran before the error
+        except SQLAlchemyError:
+            # The commit itself failed (the database went away): nothing was written.
+            log.exception("a request's unit of work could not be committed")
+            return self.make_response(self.handle_user_exception(ServiceUnavailable()))
+        return response
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    app = Flask(
+    app = MailerFlask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder="static",  # mailer/static: the console's own CSS-free JavaScript

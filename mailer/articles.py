@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 import nh3
 from sqlalchemy import ColumnElement, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
 from mailer import article_queue, sections, slots
@@ -182,14 +181,20 @@ def _existing(article: ArticleInput) -> Article | None:
 
 
 def accept_article(article: ArticleInput, *, source: str) -> tuple[Article, bool]:
-    """Stores an article for the next digest. Returns (article, created)."""
+    """Stores an article for the next digest. Returns (article, created).
+
+    The same article arriving twice at once (a feed polled by two beats, an API retry)
+    is one row: the second insert does nothing and finds the first, with no error
+    that would end the caller's unit of work.
+    """
     session = db.session
-    try:
-        with db.transaction():
-            existing = _existing(article)
-            if existing is not None:
-                return existing, False
-            row = Article(
+    with db.transaction():
+        existing = _existing(article)
+        if existing is not None:
+            return existing, False
+        article_id = session.scalar(
+            db.insert(Article)
+            .values(
                 title=article.title,
                 url=article.url,
                 guid=article.guid,
@@ -200,17 +205,17 @@ def accept_article(article: ArticleInput, *, source: str) -> tuple[Article, bool
                 published_at=article.published_at,
                 source=source,
             )
-            session.add(row)
-            session.flush()
-            article_id = row.id
-    except IntegrityError:
-        # The same article arrived twice at once; the other request stored it.
-        with db.transaction():
+            .on_conflict_do_nothing()
+            .returning(Article.id)
+        )
+        if article_id is None:
             existing = _existing(article)
-        if existing is None:
-            raise
-        return existing, False
-    article_queue.publish([article_id])
+            if existing is None:  # a conflict is with a row that exists: never here
+                raise RuntimeError("an article's insert conflicted with no row")
+            return existing, False
+        row = session.get_one(Article, article_id)
+    # The intake's queue entry only once the row is visible to the worker reading it.
+    db.after_commit(lambda: article_queue.publish([article_id]))
     return row, True
 
 

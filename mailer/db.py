@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from flask import Flask, current_app, g
 from sqlalchemy import CursorResult, Delete, Select, Update, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str) -> Engine:
@@ -55,16 +56,29 @@ class Database:
             g.mailer_session = current_app.extensions["mailer.db"]["sessionmaker"]()
         return g.mailer_session
 
-    def transaction(self) -> SessionTransaction:
-        """`with db.transaction():` commits on success, rolls back on error.
+    def unit_of_work(self) -> UnitOfWork:
+        """The one transaction of a request, a task or a command, opened at that edge:
+        committed at the end, rolled back on an error or a veto, and only after the
+        commit what was deferred to it (queued jobs) runs."""
+        return UnitOfWork(self.session, outermost=True)
 
-        Reads outside a transaction block begin one implicitly; it is ended here
-        first (rolled back: writes only ever happen inside these blocks).
-        """
-        session = self.session
-        if session.in_transaction():
-            session.rollback()
-        return session.begin()
+    def transaction(self) -> UnitOfWork:
+        """`with db.transaction():` a domain step. Inside an edge's unit of work it only
+        flushes and commits with the unit, so steps compose; called where no unit is
+        open (the send loop's claims and flushes, recovery) it is a unit of its own."""
+        return UnitOfWork(self.session, outermost=False)
+
+    def in_unit(self) -> bool:
+        return bool(self.session.info.get(_UNIT))
+
+    def after_commit(self, action: Callable[[], object]) -> None:
+        """Runs `action` once the open unit of work has committed (never if it rolls
+        back); at once when no unit is open. Jobs are enqueued this way, so a task never
+        runs before the rows it needs are visible."""
+        if self.in_unit():
+            self.session.info.setdefault(_AFTER_COMMIT, []).append(action)
+        else:
+            action()
 
     def change(self, statement: Update | Delete) -> int:
         """Runs a set-based UPDATE or DELETE; returns how many rows it changed.
@@ -118,6 +132,58 @@ class Database:
         session = g.pop("mailer_session", None)
         if session is not None:
             session.close()
+
+
+_UNIT = "mailer.unit_of_work"
+_AFTER_COMMIT = "mailer.after_commit"
+
+
+class UnitOfWork:
+    """One transaction, or a step of the one already open (see Database.transaction)."""
+
+    def __init__(self, session: Session, *, outermost: bool) -> None:
+        self.session = session
+        self.joined = bool(session.info.get(_UNIT))
+        if outermost and self.joined:
+            raise RuntimeError("a unit of work is already open: the edge opens one")
+        self.vetoed = False
+
+    def veto(self) -> None:
+        """Roll back at the end instead of committing (an error page was the answer)."""
+        self.vetoed = True
+
+    def __enter__(self) -> Session:
+        if self.joined:
+            # A step reads afresh, as a transaction of its own did: its set-based changes
+            # (db.change) do not update objects already loaded.
+            self.session.flush()
+            self.session.expire_all()
+        else:
+            if self.session.in_transaction():
+                self.session.rollback()  # an implicit read: writes happen only in units
+            self.session.info[_UNIT] = True
+        return self.session
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_rest: object) -> None:
+        if self.joined:
+            if exc_type is None:
+                self.session.flush()
+            return
+        actions: list[Callable[[], object]] = []
+        try:
+            if exc_type is None and not self.vetoed:
+                self.session.commit()
+                actions = self.session.info.get(_AFTER_COMMIT, [])
+            else:
+                self.session.rollback()
+        except BaseException:
+            self.session.rollback()
+            raise
+        finally:
+            self.session.info[_UNIT] = False
+            self.session.info.pop(_AFTER_COMMIT, None)
+        for action in actions:
+            action()
 
 
 db = Database()

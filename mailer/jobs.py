@@ -13,6 +13,8 @@ from celery import Celery, Task
 from flask import Flask, current_app
 from kombu.exceptions import OperationalError
 
+from mailer.db import db
+
 log = logging.getLogger(__name__)
 
 # Task names: the contract between this package and workers/tasks.py.
@@ -36,9 +38,16 @@ VISIBILITY_TIMEOUT = 3600
 
 def init_celery(app: Flask) -> Celery:
     class FlaskTask(Task):
+        # A task whose steps commit as they go (the send loop's claims and flushes, each
+        # feed, each mail) sets this: each of its db.transaction() blocks is a unit.
+        commits_per_step = False
+
         def __call__(self, *args: object, **kwargs: object) -> object:
             with app.app_context():
-                return self.run(*args, **kwargs)
+                if self.commits_per_step:
+                    return self.run(*args, **kwargs)
+                with db.unit_of_work():
+                    return self.run(*args, **kwargs)
 
     settings = app.config["MAILER"]
     celery = Celery(app.import_name, task_cls=FlaskTask)
@@ -76,12 +85,20 @@ def init_celery(app: Flask) -> Celery:
 
 
 def enqueue(task_name: str, *args: object) -> bool:
-    """Queues a task by name; call after the commit. False when the broker is unreachable."""
+    """Queues a task by name once the open unit of work commits (at once outside one).
+    False when the broker is unreachable now; deferred, the reconciler covers it."""
     return enqueue_in(task_name, 0, *args)
 
 
 def enqueue_in(task_name: str, countdown: float, *args: object) -> bool:
     """Like enqueue, to run `countdown` seconds from now (keep it far below an hour)."""
+    if db.in_unit():
+        db.after_commit(lambda: _publish(task_name, countdown, args))
+        return True
+    return _publish(task_name, countdown, args)
+
+
+def _publish(task_name: str, countdown: float, args: tuple[object, ...]) -> bool:
     celery: Celery = current_app.extensions["celery"]
     try:
         celery.send_task(task_name, args=list(args), countdown=countdown or None)

@@ -116,7 +116,8 @@ def request_subscription(
             subscriber_id = subscriber.id
             owed = _request_confirmation_again(subscriber, name, source, consent_text, choice)
     if owed:
-        confirmations.request_sending()
+        # After the commit: a drain that started before it would not see this reader.
+        db.after_commit(confirmations.request_sending)
 
 
 @functools.cache

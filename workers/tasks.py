@@ -28,27 +28,33 @@ RETRY_ON_TEMPORARY_FAILURE = {
 }
 
 
-@shared_task(name=jobs.SEND_CONFIRMATION, max_retries=8, **RETRY_ON_TEMPORARY_FAILURE)
+@shared_task(
+    name=jobs.SEND_CONFIRMATION, max_retries=8, commits_per_step=True, **RETRY_ON_TEMPORARY_FAILURE
+)
 def send_confirmation(subscriber_id: int) -> str:
     return confirmations.send_confirmation(subscriber_id)
 
 
-@shared_task(name=jobs.SEND_CONFIRMATIONS, soft_time_limit=120, time_limit=150)
+@shared_task(
+    name=jobs.SEND_CONFIRMATIONS, soft_time_limit=120, commits_per_step=True, time_limit=150
+)
 def send_recent_confirmations() -> int:
     return confirmations.send_recent_confirmations()
 
 
-@shared_task(name=jobs.SEND_WELCOME, max_retries=8, **RETRY_ON_TEMPORARY_FAILURE)
+@shared_task(
+    name=jobs.SEND_WELCOME, max_retries=8, commits_per_step=True, **RETRY_ON_TEMPORARY_FAILURE
+)
 def send_welcome(subscriber_id: int) -> str:
     return welcomes.send_welcome(subscriber_id)
 
 
-@shared_task(name=jobs.RECONCILE)
+@shared_task(name=jobs.RECONCILE, commits_per_step=True)
 def reconcile() -> dict[str, int]:
     return reconciler.reconcile()
 
 
-@shared_task(name=jobs.SEND_BATCH)
+@shared_task(name=jobs.SEND_BATCH, commits_per_step=True)
 def send_batch(digest_id: int, from_id: int | None = None) -> dict[str, object]:
     result = delivery.send_batch(digest_id, from_id)
     if result.retry_in is not None:
@@ -58,7 +64,7 @@ def send_batch(digest_id: int, from_id: int | None = None) -> dict[str, object]:
 
 # Work on outside input has a hard ceiling: a task stuck on one feed or article is
 # stopped (soft first, so it can end cleanly) instead of holding a worker for good.
-@shared_task(name=jobs.MATERIALIZE, soft_time_limit=1800, time_limit=1860)
+@shared_task(name=jobs.MATERIALIZE, soft_time_limit=1800, commits_per_step=True, time_limit=1860)
 def materialize_digest(digest_id: int) -> int:
     return delivery.materialize_digest(digest_id)
 
@@ -73,7 +79,7 @@ def scheduled_digest() -> int | None:
     return scheduler.run_schedule()
 
 
-@shared_task(name=jobs.POLL_FEEDS, soft_time_limit=600, time_limit=660)
+@shared_task(name=jobs.POLL_FEEDS, soft_time_limit=600, commits_per_step=True, time_limit=660)
 def poll_feeds() -> dict[str, int | str]:
     return feeds.poll_feeds()
 
@@ -88,6 +94,6 @@ def check_import(import_id: int) -> dict:
     return subscriber_csv.check(import_id)
 
 
-@shared_task(name=jobs.APPLY_IMPORT, soft_time_limit=1800, time_limit=1860)
+@shared_task(name=jobs.APPLY_IMPORT, soft_time_limit=1800, commits_per_step=True, time_limit=1860)
 def apply_import(import_id: int) -> dict:
     return subscriber_csv.apply(import_id)
