@@ -27,7 +27,7 @@ from bench.services import ensure_tools
 from bench.shipped import SendResult, ShippedStack
 from bench.signup import signup_benchmark
 from bench.wire import smtp_source
-from mailer.dkim_keys import generate, write_key
+from mailer.platform.dkim_keys import generate, write_key
 
 RESULTS = Path(__file__).resolve().parent / "results.jsonl"
 SIDE_READERS = 20_000  # the scaling curve's and the DKIM table's runs

@@ -24,11 +24,13 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench.services import _children, _connects, database_url, free_port, python_sink
-from mailer import create_app, digests, slots
-from mailer.config import load_settings
-from mailer.emails.message import PreparedMessage, newsletter_headers
-from mailer.migrate import upgrade
+from mailer import create_app
+from mailer.digests import runs as digests
+from mailer.mail import slots
+from mailer.mail.message import PreparedMessage, newsletter_headers
 from mailer.models import Base
+from mailer.platform.migrate import upgrade
+from mailer.platform.settings import load_settings
 from tools.stack import Stack, wait_for
 
 ARTICLES = 10
@@ -212,7 +214,7 @@ class ShippedStack:
                 },
                 values=(link, choices),
             )
-        app.extensions["mailer.db"]["engine"].dispose()
+        app.extensions["mailer.platform.db"]["engine"].dispose()
         return data
 
     # --- plumbing ---

@@ -6,7 +6,7 @@ import os
 from flask import Flask, jsonify, request
 from sqlalchemy import create_engine, text
 
-from mailer.config import normalize_database_url
+from mailer.platform.settings import normalize_database_url
 
 # The table is made by bench/signup.py before gunicorn starts (workers would race).
 engine = create_engine(normalize_database_url(os.environ["MAILER_DATABASE_URL"]))

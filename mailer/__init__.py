@@ -9,13 +9,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import ServiceUnavailable, UnsupportedMediaType
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from mailer.config import PROJECT_ROOT, Settings, load_settings
-from mailer.db import db
-from mailer.extensions import csrf
-from mailer.jobs import init_celery
-from mailer.rate_limits import init_rate_limits
-from mailer.views.errors import register_error_handlers
-from mailer.views.inputs import init_inputs, refuse_nameless_form_fields
+from mailer.platform.db import db
+from mailer.platform.jobs import init_celery
+from mailer.platform.settings import PROJECT_ROOT, Settings, load_settings
+from mailer.web.errors import register_error_handlers
+from mailer.web.extensions import csrf
+from mailer.web.inputs import init_inputs, refuse_nameless_form_fields
+from mailer.web.rate_limits import init_rate_limits
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.after_request(_security_headers)
 
     from mailer.cli import register_commands
-    from mailer.views import api, archive, editor, health, public
+    from mailer.web import api, archive, editor, health, public
 
     app.register_blueprint(public.bp)
     app.register_blueprint(archive.bp)
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.exempt(public.subscribe)
     app.register_blueprint(health.bp)
     if settings.development:
-        from mailer.views import devmail
+        from mailer.web import devmail
 
         app.register_blueprint(devmail.bp)
     init_rate_limits(app)  # after the views: it wraps those that declared limits

@@ -12,9 +12,10 @@ import logging
 from flask import Flask
 from flask.cli import FlaskGroup
 
-from mailer import create_app, stack_settings
-from mailer.config import ConfigError, load_settings
-from mailer.logs import configure_logging
+from mailer import create_app
+from mailer.platform import stack_settings
+from mailer.platform.logs import configure_logging
+from mailer.platform.settings import ConfigError, load_settings
 
 
 def _app_with_logging() -> Flask:

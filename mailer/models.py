@@ -20,8 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-# The base and column types live in mailer.columns; utcnow is used everywhere from here.
-from mailer.columns import NAMING, Base, IdsNeverReused, UTCDateTime, enum_column, utcnow
+# The base and column types live in mailer.platform.columns; utcnow is used everywhere from here.
+from mailer.platform.columns import NAMING, Base, IdsNeverReused, UTCDateTime, enum_column, utcnow
 
 __all__ = ["NAMING", "Base", "UTCDateTime", "utcnow"]
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import ColumnElement, func, literal, select
 
-from mailer.db import db
-from mailer.errors import InvalidInput, NotFound
 from mailer.models import (
     ALL_SECTIONS_KEY,
     Article,
@@ -26,7 +24,9 @@ from mailer.models import (
     SubscriberStatus,
     utcnow,
 )
-from mailer.setting_values import SECTION_SLUG
+from mailer.platform.db import db
+from mailer.platform.errors import InvalidInput, NotFound
+from mailer.platform.setting_values import SECTION_SLUG
 
 
 @dataclass(frozen=True)

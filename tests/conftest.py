@@ -27,9 +27,9 @@ from sqlalchemy import create_engine, delete, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mailer import create_app, sections
-from mailer.config import Settings, load_settings, normalize_database_url
-from mailer.migrate import upgrade
 from mailer.models import Base
+from mailer.platform.migrate import upgrade
+from mailer.platform.settings import Settings, load_settings, normalize_database_url
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,7 +255,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
         engine.dispose()
     else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mailer.db'}"
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mailer.platform.db'}"
     upgrade(url)
     return url
 
@@ -297,7 +297,7 @@ def environment(
 def app(environment: dict[str, str]):
     application = create_app(load_settings(environ=environment))
     yield application
-    application.extensions["mailer.db"]["engine"].dispose()
+    application.extensions["mailer.platform.db"]["engine"].dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -309,7 +309,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     app = request.getfixturevalue("app")
     # Tasks a previous test left queued must not run against this test's rows.
     app.extensions["celery"].control.purge()
-    engine = app.extensions["mailer.db"]["engine"]
+    engine = app.extensions["mailer.platform.db"]["engine"]
 
     def wipe() -> bool:
         # A task of the previous test may still be finishing and insert a row
@@ -357,8 +357,8 @@ def editor_password_hash() -> str:
 @pytest.fixture
 def console_editor(app, editor_password_hash) -> tuple[str, str, int]:
     """The editor desk@example.org: (email, password, id), not logged in."""
-    from mailer.db import db
     from mailer.models import Editor
+    from mailer.platform.db import db
 
     with app.app_context():
         editor = Editor(email=EDITOR, password_hash=editor_password_hash)
@@ -374,7 +374,7 @@ def console(client, console_editor):
     The login form has tests of its own (test_editor.py); here the session is
     opened as a successful login opens it, without two Argon2 runs per test.
     """
-    from mailer.views.editor import open_session
+    from mailer.web.editor import open_session
 
     with client.session_transaction() as store:
         open_session(store, console_editor[2], 0)
@@ -498,4 +498,4 @@ def isolated(environment, redis_server, tmp_path):
 
     yield factory
     for app in apps:
-        app.extensions["mailer.db"]["engine"].dispose()
+        app.extensions["mailer.platform.db"]["engine"].dispose()

@@ -66,8 +66,8 @@ def add_readers(app, prefix: str, count: int, status=None) -> list[str]:
     """`count` readers (active unless told otherwise), inserted in one statement."""
     from sqlalchemy import insert
 
-    from mailer.db import db
     from mailer.models import Subscriber, SubscriberStatus
+    from mailer.platform.db import db
 
     emails = [f"{prefix}{n}@example.org" for n in range(count)]
     with app.app_context():
@@ -84,8 +84,8 @@ def add_readers(app, prefix: str, count: int, status=None) -> list[str]:
 
 def add_choosing_readers(app, readers: dict) -> None:
     """Active readers with their choice: {address: (sections key or None, Frequency)}."""
-    from mailer.db import db
     from mailer.models import Subscriber, SubscriberStatus
+    from mailer.platform.db import db
 
     with app.app_context():
         for email, (sections, frequency) in readers.items():
@@ -103,8 +103,8 @@ def add_choosing_readers(app, readers: dict) -> None:
 
 def reader_link(app, subscriber_id: int) -> tuple[int, str]:
     """(id, link key): what a reader's links are made of."""
-    from mailer.db import db
     from mailer.models import Subscriber
+    from mailer.platform.db import db
 
     with app.app_context():
         return subscriber_id, db.session.get_one(Subscriber, subscriber_id).link_key
@@ -112,8 +112,8 @@ def reader_link(app, subscriber_id: int) -> tuple[int, str]:
 
 def add_article(app, title: str, url: str, **fields: object) -> None:
     """An article already taken in from the queue, waiting for the next digest."""
-    from mailer.db import db
     from mailer.models import Article, utcnow
+    from mailer.platform.db import db
 
     with app.app_context():
         db.session.add(Article(title=title, url=url, source="test", ready_at=utcnow(), **fields))
@@ -123,7 +123,9 @@ def add_article(app, title: str, url: str, **fields: object) -> None:
 def make_digest_here(app, monkeypatch, **options) -> int:
     """Makes a digest and all its delivery rows in this process, queueing no task: the test
     then sends its batches itself (delivery.send_batch), with no worker racing it."""
-    from mailer import delivery, digests, jobs
+    from mailer import delivery
+    from mailer.digests import runs as digests
+    from mailer.platform import jobs
 
     monkeypatch.setattr(jobs, "enqueue", lambda *args: True)
     monkeypatch.setattr(jobs, "enqueue_in", lambda *args: True)

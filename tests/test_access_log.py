@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from mailer.access_log import redact
+from mailer.web.access_log import redact
 from tests.conftest import ROOT, free_port
 from tests.helpers import wait_until
 

@@ -8,12 +8,13 @@ import pytest
 import redis
 from sqlalchemy import func, select, update
 
-from mailer import article_queue, create_app
-from mailer.api_tokens import create_api_token
-from mailer.config import load_settings
-from mailer.db import db
+from mailer import create_app
+from mailer.access.api_tokens import create_api_token
+from mailer.content import article_queue
+from mailer.delivery.reconciler import reconcile
 from mailer.models import Article, utcnow
-from mailer.reconciler import reconcile
+from mailer.platform.db import db
+from mailer.platform.settings import load_settings
 from tests.conftest import RedisServer
 from tests.helpers import wait_until
 
@@ -79,5 +80,5 @@ def test_a_redis_that_loses_the_queue_loses_no_article(app, environment, tmp_pat
         assert ready_count(isolated) == 3
         assert client.xlen(article_queue.STREAM) == 0
     finally:
-        isolated.extensions["mailer.db"]["engine"].dispose()
+        isolated.extensions["mailer.platform.db"]["engine"].dispose()
         own_redis.stop()

@@ -8,9 +8,9 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from mailer.db import db
+from mailer.mail.tokens import Purpose, make_confirm_token, make_unsubscribe_token
 from mailer.models import Subscriber, SubscriberStatus
-from mailer.tokens import Purpose, make_confirm_token, make_unsubscribe_token
+from mailer.platform.db import db
 from tests.conftest import SECRET
 from tests.helpers import csrf_token, hidden_fields, reader_link, signup
 

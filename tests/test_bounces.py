@@ -10,10 +10,10 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from mailer import delivery
-from mailer.bounce_receiver import BounceHandler
-from mailer.db import db
+from mailer.bounces.receiver import BounceHandler
 from mailer.models import Bounce, BounceKind, Delivery, Subscriber, SubscriberStatus, Suppression
-from mailer.readers import address_hash
+from mailer.platform.db import db
+from mailer.subscribers.records import address_hash
 from tests.conftest import free_port
 from tests.helpers import add_article, add_readers, make_digest_here
 
@@ -146,7 +146,7 @@ def test_the_cli_takes_a_bounce_on_standard_input(app, outbox, monkeypatch):
 
 def test_a_database_that_does_not_answer_makes_the_mta_retry(app, environment, tmp_path):
     from mailer import create_app
-    from mailer.config import load_settings
+    from mailer.platform.settings import load_settings
 
     broken = create_app(
         load_settings(
@@ -154,7 +154,7 @@ def test_a_database_that_does_not_answer_makes_the_mta_retry(app, environment, t
         )
     )
     with app.app_context():
-        from mailer.verp import MailKind, MailRef, envelope_sender
+        from mailer.mail.verp import MailKind, MailRef, envelope_sender
 
         verp = envelope_sender(MailRef(MailKind.DELIVERY, 1))
     result = broken.test_cli_runner().invoke(
@@ -165,8 +165,8 @@ def test_a_database_that_does_not_answer_makes_the_mta_retry(app, environment, t
 
 
 def test_tampered_and_foreign_tokens_change_nothing(app, outbox, receiver, monkeypatch):
-    from mailer.config import load_settings
-    from mailer.verp import MailKind, MailRef, envelope_sender
+    from mailer.mail.verp import MailKind, MailRef, envelope_sender
+    from mailer.platform.settings import load_settings
 
     [reader] = add_readers(app, "tamper", 1)
     add_article(app, "Tamper", "https://news.example.org/tamper")
@@ -239,7 +239,7 @@ def test_a_refusal_during_the_send_is_a_hard_bounce(app, outbox, monkeypatch):
 def test_a_bounced_confirmation_marks_the_reader_bounced(app, outbox, receiver):
     from sqlalchemy import update
 
-    from mailer.confirmations import send_confirmation
+    from mailer.delivery.confirmations import send_confirmation
     from mailer.models import utcnow
 
     [pending] = add_readers(app, "confirm", 1, SubscriberStatus.PENDING)

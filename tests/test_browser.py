@@ -16,10 +16,10 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from mailer import create_app
-from mailer.config import load_settings
-from mailer.db import db
-from mailer.editors import create_editor
+from mailer.access.editors import create_editor
 from mailer.models import Article, Subscriber, SubscriberStatus, utcnow
+from mailer.platform.db import db
+from mailer.platform.settings import load_settings
 from tests.conftest import Worker, free_port
 from tests.helpers import add_article, add_readers, text_body
 
@@ -119,7 +119,7 @@ def live(app, environment, redis_server, tmp_path, sites):
     yield base, live_app
     worker.stop()
     server.shutdown()
-    live_app.extensions["mailer.db"]["engine"].dispose()
+    live_app.extensions["mailer.platform.db"]["engine"].dispose()
 
 
 @pytest.fixture
@@ -261,7 +261,7 @@ def test_a_reader_signs_up_confirms_and_unsubscribes_in_the_browser(live, browse
             )
         )
         db.session.commit()
-        from mailer.digests import create_digest
+        from mailer.digests.runs import create_digest
 
         create_digest(trigger="test")
     mails = outbox.wait_for("phone@example.org", count=3)  # confirmation, welcome, digest
@@ -291,7 +291,7 @@ def test_the_signup_box_on_a_listed_site_works_and_one_elsewhere_is_refused(
     live, browser, sites, outbox
 ):
     from mailer.models import Frequency
-    from mailer.views.editor.newsletter import embed_snippet
+    from mailer.web.editor.newsletter import embed_snippet
 
     base, app = live
     listed, unlisted = sites

@@ -10,15 +10,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from mailer.config import ConfigError, load_settings
-from mailer.db import db
 from mailer.delivery import recover_stale_claims
 from mailer.delivery.claims import claim_rows, open_claim
 from mailer.delivery.journal import Journal
 from mailer.delivery.lease import ClaimTaken
 from mailer.delivery.ledger import Ledger
 from mailer.models import Delivery, DeliveryStatus, SendClaim, utcnow
-from mailer.redis_client import redis_client
+from mailer.platform.db import db
+from mailer.platform.redis_client import redis_client
+from mailer.platform.settings import ConfigError, load_settings
 from tests.conftest import Worker
 from tests.helpers import add_article, add_readers, wait_until
 from tests.relays import Pace, PacedRelay
@@ -71,7 +71,7 @@ def test_a_flush_after_recovery_neither_writes_nor_revives_the_claim(app, outbox
     add_article(app, "Fenced", "https://news.example.org/fenced")
     with app.app_context():
         from mailer.delivery import materialize_digest
-        from mailer.digests import create_digest
+        from mailer.digests.runs import create_digest
 
         digest_id = create_digest(trigger="test")
         materialize_digest(digest_id)
@@ -119,7 +119,7 @@ def test_a_batch_whose_claim_was_taken_stops_before_its_next_message(app, isolat
         worker.start(app)
         try:
             with app.app_context():
-                from mailer.digests import create_digest
+                from mailer.digests.runs import create_digest
 
                 digest_id = create_digest(trigger="test")
             assert held.wait(30), "the relay never saw the third message"
@@ -161,7 +161,7 @@ def run_through(app, isolated, tmp_path, policy, readers: int, extra: dict[str, 
         worker.start(app)
         try:
             with app.app_context():
-                from mailer.digests import create_digest
+                from mailer.digests.runs import create_digest
 
                 digest_id = create_digest(trigger="test")
             # The reconciler runs all along, as beat would, ready to take any stale claim.

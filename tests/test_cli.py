@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from mailer import delivery
-from mailer.api_tokens import authenticate, create_api_token
-from mailer.db import db
+from mailer.access.api_tokens import authenticate, create_api_token
 from mailer.models import Article, Digest, Subscriber, SubscriberStatus, utcnow
+from mailer.platform.db import db
 from tests.helpers import add_article, add_readers, make_digest_here, wait_until
 
 
@@ -92,7 +92,7 @@ def test_the_global_send_rate_is_respected_across_batches(
     app, outbox, settings_override, monkeypatch
 ):
     """MAILER_SEND_RATE_PER_SECOND caps messages per wall-clock second, whoever sends them."""
-    from mailer import digests
+    from mailer.digests import runs as digests
 
     settings_override(send_rate_per_second=15, send_batch_size=10)
     add_readers(app, "rate", 40)
@@ -118,7 +118,7 @@ def test_the_global_send_rate_is_respected_across_batches(
 
 def test_send_digest_refuses_when_the_shell_and_the_running_stack_differ(app, settings_override):
     """Settings exported only in the `make run` shell must not half-shape a mail."""
-    from mailer import stack_settings
+    from mailer.platform import stack_settings
 
     with app.app_context():
         stack_settings.publish()  # as the running workers do

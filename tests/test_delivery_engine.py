@@ -11,11 +11,11 @@ from redis.retry import Retry
 from sqlalchemy import select, update
 
 from mailer import delivery
-from mailer.db import db
 from mailer.delivery import recovery
 from mailer.delivery.claims import claim_rows, open_claim
 from mailer.delivery.journal import Journal
 from mailer.models import Delivery, DeliveryStatus, SendClaim, utcnow
+from mailer.platform.db import db
 from tests.conftest import free_port
 from tests.helpers import add_article, add_readers, make_digest_here
 

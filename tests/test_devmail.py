@@ -8,7 +8,7 @@ import smtplib
 from aiosmtpd.controller import Controller
 
 from mailer import create_app
-from mailer.devmail import SaveToDirectory
+from mailer.mail.catcher import SaveToDirectory
 from tests.conftest import free_port
 
 
@@ -50,7 +50,7 @@ def test_the_mail_pages_do_not_exist_outside_development(client):
 
 def test_a_production_process_never_takes_development_mode_from_dotenv(tmp_path, monkeypatch):
     """`make run` once in this folder must not turn a later production process into a dev one."""
-    from mailer.config import environment_with_dotenv, load_settings
+    from mailer.platform.settings import environment_with_dotenv, load_settings
 
     dotenv = tmp_path / ".env"
     dotenv.write_text("MAILER_ENV=development\nMAILER_SECRET_KEY=from-the-dotenv-file-0123\n")

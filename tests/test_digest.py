@@ -9,8 +9,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from mailer.api_tokens import create_api_token, revoke_api_token
-from mailer.db import db
+from mailer.access.api_tokens import create_api_token, revoke_api_token
 from mailer.models import (
     Article,
     Delivery,
@@ -19,6 +18,7 @@ from mailer.models import (
     Subscriber,
     SubscriberStatus,
 )
+from mailer.platform.db import db
 from tests.helpers import add_readers, html_body, make_digest_here, text_body, wait_until
 
 
@@ -305,7 +305,9 @@ def test_a_burst_of_a_thousand_articles_is_all_accepted(app, client, token):
 
 def test_a_reader_who_unsubscribes_after_the_digest_is_made_is_skipped(app, outbox, monkeypatch):
     """The claim re-checks each reader, so an unsubscribe counts before the next claim."""
-    from mailer import delivery, digests, subscriptions
+    from mailer import delivery
+    from mailer.digests import runs as digests
+    from mailer.subscribers import subscriptions
 
     readers = add_readers(app, "late", 3, SubscriberStatus.ACTIVE)
     with app.app_context():

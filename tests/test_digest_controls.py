@@ -7,8 +7,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from mailer import digest_controls, digests
-from mailer.db import db
+from mailer.delivery import controls as digest_controls
+from mailer.delivery.reconciler import reconcile
+from mailer.digests import runs as digests
 from mailer.models import (
     Delivery,
     DeliveryStatus,
@@ -16,7 +17,7 @@ from mailer.models import (
     Subscriber,
     SubscriberStatus,
 )
-from mailer.reconciler import reconcile
+from mailer.platform.db import db
 from tests.helpers import add_article, add_readers, wait_until
 
 READERS = 150

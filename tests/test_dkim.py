@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select, update
 
 from mailer import delivery
-from mailer.config import ConfigError, load_settings
-from mailer.dkim_keys import dns_record, generate, write_key
+from mailer.platform.dkim_keys import dns_record, generate, write_key
+from mailer.platform.settings import ConfigError, load_settings
 from tests.helpers import add_article, add_readers, make_digest_here
 
 RSA_SELECTOR, ED_SELECTOR = "mail2026", "mail2026-ed25519"
@@ -111,10 +111,10 @@ def test_an_ed25519_signature_is_added_beside_the_rsa_one(
 
 
 def test_the_confirmation_and_the_test_copy_are_signed_too(app, outbox, settings_override, keys):
-    from mailer.confirmations import send_confirmation
-    from mailer.db import db
-    from mailer.digest_controls import send_test
+    from mailer.delivery.confirmations import send_confirmation
+    from mailer.delivery.controls import send_test
     from mailer.models import Subscriber, SubscriberStatus, utcnow
+    from mailer.platform.db import db
 
     rsa_file, _ed_file, records = keys
     settings_override(dkim_selector=RSA_SELECTOR, dkim_private_key_file=str(rsa_file))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from mailer.db import db
-from mailer.editors import create_editor
+from mailer.access.editors import create_editor
 from mailer.models import Article, Delivery, Digest
+from mailer.platform.db import db
 from tests.conftest import EDITOR_PASSWORD as PASSWORD
 from tests.helpers import (
     add_article,

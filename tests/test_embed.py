@@ -7,8 +7,8 @@ import html
 import pytest
 from sqlalchemy import select
 
-from mailer.db import db
 from mailer.models import Subscriber
+from mailer.platform.db import db
 from tests.helpers import hidden_fields
 
 SITE = "https://news.example.com"

@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import func, select
 
-from mailer.db import db
-from mailer.feeds import poll_feeds
+from mailer.content.feeds import poll_feeds
 from mailer.models import Article, Feed, utcnow
+from mailer.platform.db import db
 from tests.conftest import free_port
 
 

@@ -12,10 +12,10 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from mailer.api_tokens import create_api_token
-from mailer.db import db
+from mailer.access.api_tokens import create_api_token
+from mailer.mail.tokens import make_confirm_token, make_preferences_token, make_unsubscribe_token
 from mailer.models import Editor, Subscriber
-from mailer.tokens import make_confirm_token, make_preferences_token, make_unsubscribe_token
+from mailer.platform.db import db
 from tests.helpers import add_article, add_readers, hidden_fields, reader_link
 from tools.fuzzcases import CSRF, Context, cases
 
@@ -43,7 +43,7 @@ def csrf_of(client, path: str) -> str:
 
 
 def log_in_again(client, editor_id: int) -> None:
-    from mailer.views.editor import open_session
+    from mailer.web.editor import open_session
 
     with client.application.app_context():
         epoch = db.session.get_one(Editor, editor_id).session_epoch

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from mailer.api_tokens import create_api_token
-from mailer.db import db
+from mailer.access.api_tokens import create_api_token
 from mailer.models import Article, Subscriber
+from mailer.platform.db import db
 from tests.helpers import csrf_token, hidden_fields
 
 DEEP_JSON = "[" * 30_000 + "]" * 30_000  # under the 64 KB a form may send
@@ -198,7 +198,7 @@ def test_deeply_nested_article_html_is_refused_before_the_sanitizer_sees_it(app,
 
 
 def test_ordinary_html_with_many_paragraphs_is_not_deep():
-    from mailer.summaries import MAX_HTML_DEPTH, html_depth, html_to_text
+    from mailer.content.summaries import MAX_HTML_DEPTH, html_depth, html_to_text
 
     assert html_depth("<p>one<p>two<ul><li>a<li>b</ul><br><img src=x>") == 1
     assert html_depth("<p>x" * 5_000) == 0
@@ -233,7 +233,7 @@ def test_the_export_never_hands_a_spreadsheet_a_formula(app, console):
 
 
 def test_an_exported_file_imports_back_to_the_same_names():
-    from mailer.readers import from_spreadsheet, spreadsheet_safe
+    from mailer.subscribers.records import from_spreadsheet, spreadsheet_safe
 
     for name in ["=1+1", "-dash", "Ada", "'quoted", "@at"]:
         assert from_spreadsheet(spreadsheet_safe(name)) == name

@@ -5,10 +5,10 @@ from __future__ import annotations
 from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import insert, select
 
-from mailer.db import db
+from mailer.mail.tokens import Purpose, make_confirm_token, make_unsubscribe_token
 from mailer.models import Subscriber, SubscriberStatus
-from mailer.readers import erase
-from mailer.tokens import Purpose, make_confirm_token, make_unsubscribe_token
+from mailer.platform.db import db
+from mailer.subscribers.records import erase
 from tests.conftest import SECRET
 from tests.helpers import hidden_fields, reader_link
 

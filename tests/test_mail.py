@@ -6,9 +6,9 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from mailer.config import load_settings
-from mailer.emails.message import PreparedMessage
-from mailer.emails.render import RenderedEmail
+from mailer.mail.message import PreparedMessage
+from mailer.mail.render import RenderedEmail
+from mailer.platform.settings import load_settings
 
 SETTINGS = load_settings(
     environ={
@@ -69,8 +69,8 @@ def test_a_header_with_a_line_break_is_refused():
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 def test_lines_that_start_with_a_dot_arrive_whole(app, outbox, pipelining):
     """Dot-stuffing (RFC 5321 4.5.2) is done once per prepared message, not by smtplib."""
-    from mailer import emails
-    from mailer.emails.message import PreparedMessage as Prepared
+    from mailer import mail as emails
+    from mailer.mail.message import PreparedMessage as Prepared
 
     outbox.pipelining = pipelining
     text = ".starts with a dot\n..two dots\n.\nnot the end\n." + SLOT + "\nlast"
@@ -88,9 +88,9 @@ def test_lines_that_start_with_a_dot_arrive_whole(app, outbox, pipelining):
 
 
 def test_a_refused_recipient_leaves_the_session_ready_for_the_next(app, outbox):
-    from mailer import emails
-    from mailer.emails.message import PreparedMessage as Prepared
-    from mailer.emails.smtp import PermanentFailure, TemporaryFailure
+    from mailer import mail as emails
+    from mailer.mail.message import PreparedMessage as Prepared
+    from mailer.mail.smtp import PermanentFailure, TemporaryFailure
 
     outbox.refuse("no@example.org", "550 5.1.1 no such user")
     outbox.refuse("later@example.org", "451 4.7.1 try later", times=1)

@@ -6,10 +6,12 @@ import threading
 
 from sqlalchemy import func, select
 
-from mailer import delivery, digests, jobs
-from mailer.db import db
+from mailer import delivery
 from mailer.delivery.rows import finish_if_done, materialize_next
+from mailer.digests import runs as digests
 from mailer.models import Delivery, Digest, DigestStatus, Subscriber
+from mailer.platform import jobs
+from mailer.platform.db import db
 from tests.helpers import add_article, add_readers, wait_until
 
 
@@ -31,7 +33,7 @@ def made_without_rows(app, monkeypatch, readers: int) -> int:
 def test_the_trigger_answers_before_any_row_is_made_and_a_worker_makes_them(
     app, client, worker, outbox
 ):
-    from mailer.api_tokens import create_api_token
+    from mailer.access.api_tokens import create_api_token
 
     emails = add_readers(app, "quick", 30)
     add_article(app, "Quick", "https://news.example.org/quick")
@@ -114,7 +116,7 @@ def test_progress_of_a_sending_digest_reuses_a_recent_count_and_a_finished_one_c
     from sqlalchemy import update
 
     from mailer.delivery.progress import LONGEST_REUSE
-    from mailer.redis_client import redis_client
+    from mailer.platform.redis_client import redis_client
 
     digest_id = made_without_rows(app, monkeypatch, 5)
     with app.app_context():

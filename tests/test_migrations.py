@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-import mailer.migrate
-from mailer.migrate import MIGRATIONS, next_revision_id
+import mailer.platform.migrate
 from mailer.models import Base
+from mailer.platform.migrate import MIGRATIONS, next_revision_id
 
 
 def test_the_migrations_build_exactly_the_models(database_url):
@@ -25,7 +25,7 @@ def test_the_migrations_build_exactly_the_models(database_url):
 def test_mailer_db_revision_starts_the_next_numbered_migration(app, tmp_path, monkeypatch):
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, scripts)  # never write into the package during a test
-    monkeypatch.setattr(mailer.migrate, "MIGRATIONS", scripts)
+    monkeypatch.setattr(mailer.platform.migrate, "MIGRATIONS", scripts)
     expected = next_revision_id(scripts)
 
     result = app.test_cli_runner().invoke(args=["db", "revision", "-m", "Add a column"])
@@ -43,7 +43,7 @@ def test_every_table_with_an_id_never_reuses_ids_on_sqlite(tmp_path):
     """Batch migrations rebuild SQLite tables; each rebuild must keep AUTOINCREMENT."""
     import sqlite3
 
-    from mailer.migrate import upgrade
+    from mailer.platform.migrate import upgrade
 
     path = tmp_path / "ids.db"
     upgrade(f"sqlite:///{path}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from mailer.db import db
-from mailer.links import preferences_url, unsubscribe_url
+from mailer.mail.links import preferences_url, unsubscribe_url
 from mailer.models import Frequency, Subscriber, SubscriberStatus
+from mailer.platform.db import db
 from tests.helpers import hidden_fields
 
 SECTIONS = (("politics", "Politics"), ("world", "World news"), ("sport", "Sport"))

@@ -8,8 +8,8 @@ from xml.etree import ElementTree
 from sqlalchemy import select, update
 
 from mailer import delivery
-from mailer.db import db
 from mailer.models import Article, Digest, Subscriber, SubscriberStatus, utcnow
+from mailer.platform.db import db
 from tests.helpers import (
     add_article,
     add_readers,
@@ -86,7 +86,7 @@ def test_an_editor_shapes_the_next_digest_and_the_preview_is_what_goes_out(
 
 
 def test_the_api_takes_a_subject_and_an_introduction(app, client, outbox, worker):
-    from mailer.api_tokens import create_api_token
+    from mailer.access.api_tokens import create_api_token
 
     [reader] = add_readers(app, "api", 1)
     add_article(app, "Story", "https://news.example.org/s")
@@ -184,7 +184,7 @@ def test_a_reader_who_confirms_gets_a_welcome_and_a_way_back_to_the_site(
 
 
 def test_no_welcome_when_turned_off_or_for_imported_readers(app, monkeypatch, settings_override):
-    from mailer.welcomes import send_welcome, welcomes_owed
+    from mailer.delivery.welcomes import send_welcome, welcomes_owed
 
     [reader] = add_readers(app, "nowelcome", 1, SubscriberStatus.ACTIVE)
     with app.app_context():
@@ -198,8 +198,8 @@ def test_no_welcome_when_turned_off_or_for_imported_readers(app, monkeypatch, se
 
 
 def test_a_summary_keeps_its_paragraphs():
+    from mailer.content.summaries import summary_of
     from mailer.models import Article as A
-    from mailer.summaries import summary_of
 
     article = A(body_html="<p>The invasion.</p><p>In November, talks.</p>", summary=None)
     assert summary_of(article) == "The invasion.\n\nIn November, talks."
@@ -210,7 +210,8 @@ def test_the_reconciler_queues_owed_welcomes_a_bounded_number_at_a_time_oldest_f
 ):
     from datetime import timedelta
 
-    from mailer import jobs, reconciler
+    from mailer.delivery import reconciler
+    from mailer.platform import jobs
 
     emails = add_readers(app, "owed", 5, SubscriberStatus.ACTIVE)
     with app.app_context():

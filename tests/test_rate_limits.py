@@ -8,11 +8,12 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from mailer import create_app, rate_limits
-from mailer.config import load_settings
-from mailer.db import db
+from mailer import create_app
+from mailer.mail.tokens import make_preferences_token
 from mailer.models import Editor, Subscriber
-from mailer.tokens import make_preferences_token
+from mailer.platform.db import db
+from mailer.platform.settings import load_settings
+from mailer.web import rate_limits
 from tests.conftest import free_port
 from tests.helpers import csrf_token, hidden_fields, signup
 
@@ -116,7 +117,7 @@ def blind(environment):
     dead = f"redis://127.0.0.1:{free_port()}/0"
     blind_app = create_app(load_settings(environ={**environment, "MAILER_REDIS_URL": dead}))
     yield blind_app
-    blind_app.extensions["mailer.db"]["engine"].dispose()
+    blind_app.extensions["mailer.platform.db"]["engine"].dispose()
 
 
 def test_signups_are_refused_with_a_503_when_the_limiter_cannot_count(app, blind):
@@ -238,7 +239,7 @@ def test_signups_from_one_network_share_a_limit(app, settings_override):
 
 @pytest.mark.slow  # thirty Argon2 checks
 def test_failed_logins_from_one_network_are_stopped_before_the_password_check(app, console_editor):
-    from mailer.views.editor.account import LOGIN_LIMIT_PER_NETWORK
+    from mailer.web.editor.account import LOGIN_LIMIT_PER_NETWORK
 
     email, password, _id = console_editor
     allowed = int(LOGIN_LIMIT_PER_NETWORK.split()[0])
@@ -266,7 +267,7 @@ def test_failed_logins_from_one_network_are_stopped_before_the_password_check(ap
     ],
 )
 def test_limit_settings_are_checked_at_start_up(variable, value):
-    from mailer.config import ConfigError
+    from mailer.platform.settings import ConfigError
 
     with pytest.raises(ConfigError, match=variable):
         load_settings(environ={"MAILER_SECRET_KEY": "x" * 32, variable: value})

@@ -7,8 +7,8 @@ import html
 import pytest
 from sqlalchemy import select
 
-from mailer.db import db
 from mailer.models import Frequency, Subscriber, SubscriberStatus
+from mailer.platform.db import db
 from tests.helpers import add_choosing_readers, csrf_token, hidden_fields, signup
 
 SECTIONS = (("politics", "Politics"), ("world", "World news"), ("sport", "Sport"))
@@ -112,8 +112,8 @@ def test_the_embed_snippet_carries_the_section_boxes(console, with_sections):
 
 
 def test_csv_import_and_export_carry_sections_and_frequency(app, with_sections):
-    from mailer import subscriber_csv
-    from mailer.readers import export_rows
+    from mailer.subscribers import csv_files as subscriber_csv
+    from mailer.subscribers.records import export_rows
 
     text = (
         "email,name,status,consented_at,sections,frequency\n"
@@ -162,7 +162,8 @@ def test_a_form_pasted_before_sections_changed_still_signs_readers_up(app, clien
 
 
 def test_an_export_with_a_retired_section_imports_back_as_it_was(app, with_sections):
-    from mailer import sections, subscriber_csv
+    from mailer import sections
+    from mailer.subscribers import csv_files as subscriber_csv
 
     with app.app_context():
         sections.retire_section("sport")
@@ -175,7 +176,8 @@ def test_an_export_with_a_retired_section_imports_back_as_it_was(app, with_secti
 
 
 def test_the_console_files_articles_under_the_sections_offered_now(app, console, with_sections):
-    from mailer import articles, sections
+    from mailer import sections
+    from mailer.content import articles
 
     with app.app_context():
         sections.add_section("arts", "Arts")
@@ -192,7 +194,7 @@ def test_the_console_files_articles_under_the_sections_offered_now(app, console,
 
 
 def test_the_confirm_page_shows_what_the_reader_will_get(app, client, with_sections):
-    from mailer.links import confirm_url
+    from mailer.mail.links import confirm_url
 
     signup(client, "c@example.org", sections=["world", "sport"], frequency="weekly")
     with app.app_context():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from mailer.db import db
-from mailer.links import unsubscribe_url
+from mailer.mail.links import unsubscribe_url
 from mailer.models import Subscriber, SubscriberStatus
+from mailer.platform.db import db
 from tests.helpers import hidden_fields, link_path, reader_link, signup, text_body, wait_until
 
 
@@ -158,7 +158,7 @@ def test_confirmation_lost_with_redis_is_sent_by_the_reconciler(
 
     from sqlalchemy import update
 
-    from mailer.reconciler import reconcile
+    from mailer.delivery.reconciler import reconcile
 
     # A signup whose queued task never ran (as if Redis lost it): the row says a mail is owed.
     with app.app_context():

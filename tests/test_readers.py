@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import stream_encode_multipart
 
-from mailer.db import db
 from mailer.models import Delivery, Subscriber, SubscriberStatus, Suppression, utcnow
+from mailer.platform.db import db
 from tests.helpers import hidden_fields, wait_until
 
 
@@ -199,7 +199,7 @@ def test_bad_import_files_are_refused_with_a_clear_message(app, console, content
 def test_the_dashboard_charts_signups_and_unsubscribes_per_day(app, console):
     from datetime import timedelta
 
-    from mailer.readers import daily_activity
+    from mailer.subscribers.records import daily_activity
 
     now = utcnow()
     with app.app_context():

@@ -11,8 +11,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from mailer.db import db
 from mailer.models import Delivery, DeliveryStatus, Subscriber
+from mailer.platform.db import db
 from tests.conftest import Worker, free_port
 from tests.helpers import add_article, add_readers
 from tests.test_send_resilience import finish_with_reconciler
@@ -103,7 +103,7 @@ def test_greylisting_refusals_drops_and_stalls_end_in_exactly_one_mail_each(
         worker.start(app)
         try:
             with app.app_context():
-                from mailer.digests import create_digest
+                from mailer.digests.runs import create_digest
 
                 digest_id = create_digest(trigger="test")
             statuses = finish_with_reconciler(app, digest_id, timeout=120)

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from mailer.config import ConfigError, load_settings
-from mailer.db import db
+from mailer.digests.schedule import run_schedule
 from mailer.models import Article, Digest, Subscriber, SubscriberStatus, utcnow
-from mailer.schedule import ScheduleError, parse_schedule
-from mailer.scheduler import run_schedule
+from mailer.platform.db import db
+from mailer.platform.schedules import ScheduleError, parse_schedule
+from mailer.platform.settings import ConfigError, load_settings
 from tests.helpers import add_choosing_readers, wait_until
 
 
@@ -111,7 +111,7 @@ def test_beat_firing_twice_makes_one_digest_and_nothing_new_makes_none(
 
 
 def test_editors_change_the_schedule_in_the_console(app, console):
-    from mailer.scheduler import current_schedule
+    from mailer.digests.schedule import current_schedule
     from tests.helpers import hidden_fields
 
     client = console
@@ -144,8 +144,8 @@ def test_editors_change_the_schedule_in_the_console(app, console):
 def test_the_weekly_schedule_makes_the_weekly_digest_once_on_its_day(
     app, settings_override, monkeypatch
 ):
-    from mailer import jobs
     from mailer.models import Frequency
+    from mailer.platform import jobs
 
     monkeypatch.setattr(jobs, "enqueue", lambda *args: True)  # rows are not the point here
     settings_override(weekly_schedule="mon 07:00", timezone="UTC")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from mailer.api_tokens import create_api_token
-from mailer.config import ConfigError, load_settings
-from mailer.db import db
+from mailer.access.api_tokens import create_api_token
 from mailer.models import Article
+from mailer.platform.db import db
+from mailer.platform.settings import ConfigError, load_settings
 from tests.conftest import SECRET
 from tests.helpers import add_choosing_readers, csrf_token
 
@@ -99,7 +99,7 @@ def test_an_editor_picks_a_section_and_sees_it_in_the_queue(app, console, settin
 def test_a_feed_set_to_a_section_files_its_articles_there(app, settings_override):
     from datetime import timedelta
 
-    from mailer.feeds import poll_feeds
+    from mailer.content.feeds import poll_feeds
     from tests.test_feeds import FeedServer, item, rss
 
     server = FeedServer()

@@ -8,9 +8,9 @@ import itertools
 import pytest
 from sqlalchemy import func, select
 
-from mailer.api_tokens import create_api_token
-from mailer.db import db
+from mailer.access.api_tokens import create_api_token
 from mailer.models import DigestSegment, Frequency, Subscriber
+from mailer.platform.db import db
 from tests.helpers import (
     add_choosing_readers,
     csrf_token,
@@ -126,7 +126,7 @@ def test_each_reader_gets_their_sections_and_the_front_page_at_their_frequency(
 
 def test_a_set_of_sections_is_rendered_once_for_all_its_readers(app, api, monkeypatch):
     import mailer.delivery.rows
-    from mailer import emails
+    from mailer import mail as emails
 
     # Ranges of a few readers: the set's readers are met by many chunks.
     monkeypatch.setattr(mailer.delivery.rows, "FIRST_CHUNK", 4)
@@ -155,7 +155,7 @@ def test_a_set_of_sections_is_rendered_once_for_all_its_readers(app, api, monkey
             )
         ).all()
         assert sorted(segments) == [("politics", 1), ("world", 0)]
-        from mailer import digests
+        from mailer.digests import runs as digests
 
         progress = digests.progress(digest_id)
     assert (progress["total"], progress["nothing_new"]) == (30, 5)
@@ -180,7 +180,8 @@ def test_a_weekly_run_needs_weekly_readers_and_leaves_the_articles_waiting(app, 
 
 
 def test_a_daily_and_a_weekly_run_may_send_at_once_but_not_two_daily(app, api, monkeypatch):
-    from mailer import digests, jobs
+    from mailer.digests import runs as digests
+    from mailer.platform import jobs
 
     monkeypatch.setattr(jobs, "enqueue", lambda *args: True)  # no worker: both stay sending
     add_choosing_readers(
@@ -241,7 +242,7 @@ def test_the_preference_center_changes_what_the_next_run_sends(app, client, api,
 def test_the_console_shows_who_gets_what_and_sends_the_weekly_digest(
     app, api, console, monkeypatch
 ):
-    from mailer import jobs
+    from mailer.platform import jobs
 
     monkeypatch.setattr(jobs, "enqueue", lambda *args: True)  # the pages are the point
     add_choosing_readers(app, READERS)
@@ -283,8 +284,9 @@ def test_the_console_shows_who_gets_what_and_sends_the_weekly_digest(
 
 
 def test_a_choice_changed_during_a_send_applies_from_the_next_run(app, api, monkeypatch, outbox):
-    from mailer import delivery, subscriptions
+    from mailer import delivery
     from mailer.sections import Choice
+    from mailer.subscribers import subscriptions
 
     add_choosing_readers(app, {"mid@example.org": ("politics", Frequency.DAILY)})
     api.article("Vote today", "vote", "politics")
@@ -329,7 +331,7 @@ def test_a_chunks_rows_are_made_segment_by_segment(app, api, monkeypatch):
 def test_a_choice_changed_while_rows_are_made_still_gets_the_reader_one_mail(app, api, monkeypatch):
     from sqlalchemy import update
 
-    from mailer import segments
+    from mailer.digests import segments
     from mailer.models import Delivery
 
     add_choosing_readers(
@@ -382,7 +384,7 @@ def test_readers_with_nothing_new_are_counted_once_over_many_chunks(app, api, mo
     api.article("Vote today", "vote", "politics")
     digest_id = make_digest_here(app, monkeypatch)
     with app.app_context():
-        from mailer import digests
+        from mailer.digests import runs as digests
 
         progress = digests.progress(digest_id)
     assert (progress["total"], progress["nothing_new"]) == (7, 13)

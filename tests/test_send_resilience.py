@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 from sqlalchemy import insert, select
 
-from mailer.api_tokens import create_api_token
-from mailer.db import db
+from mailer.access.api_tokens import create_api_token
+from mailer.delivery.reconciler import reconcile
 from mailer.models import Delivery, DeliveryStatus, SendClaim, Subscriber, SubscriberStatus
-from mailer.reconciler import reconcile
+from mailer.platform.db import db
 from tests.conftest import RedisServer, Worker
 from tests.helpers import signup, wait_until
 
@@ -94,7 +94,7 @@ def test_a_killed_worker_leaves_at_most_one_row_in_doubt(app, isolated, outbox, 
     for email in set(emails) - unknown:
         assert received[email] == 1, email
     with app.app_context():
-        from mailer.digests import progress
+        from mailer.digests.runs import progress
 
         info = progress(digest_id)
     assert info["unknown"] == len(unknown)

@@ -6,15 +6,15 @@ import pytest
 from sqlalchemy import func, select
 
 from mailer import create_app
-from mailer.config import load_settings
-from mailer.db import db
-from mailer.models import Subscriber, SubscriberStatus
-from mailer.tokens import (
+from mailer.mail.tokens import (
     ReaderLink,
     make_confirm_token,
     make_unsubscribe_token,
     read_unsubscribe_token,
 )
+from mailer.models import Subscriber, SubscriberStatus
+from mailer.platform.db import db
+from mailer.platform.settings import load_settings
 from tests.conftest import SECRET, free_port
 from tests.helpers import csrf_token, hidden_fields, signup
 
@@ -156,7 +156,7 @@ def test_signups_are_rate_limited_per_ip(app, client, settings_override):
 
 
 def test_a_new_minute_does_not_open_the_gate_again(app, client, settings_override, monkeypatch):
-    from mailer import rate_limits
+    from mailer.web import rate_limits
 
     settings_override(signup_rate_limit_ip="3 per minute")
     import time
@@ -183,7 +183,7 @@ def test_tokens_signed_with_an_older_key_still_verify(app, settings_override):
         assert read_unsubscribe_token(old_unsubscribe) == ReaderLink(7, "key7")
         new_unsubscribe = make_unsubscribe_token(7, "key7")
         assert new_unsubscribe != old_unsubscribe  # signed with the newest key
-        from mailer.tokens import read_confirm_token
+        from mailer.mail.tokens import read_confirm_token
 
         assert read_confirm_token(old_confirm) == ReaderLink(7, "key7")
 
@@ -217,7 +217,7 @@ def test_signup_is_kept_when_the_queues_redis_is_unreachable(environment, tmp_pa
             assert health.status_code == 503
             assert health.get_json()["redis"].startswith("error")
     finally:
-        app.extensions["mailer.db"]["engine"].dispose()
+        app.extensions["mailer.platform.db"]["engine"].dispose()
 
 
 def test_healthz_answers_when_database_and_redis_do(client):
@@ -229,7 +229,7 @@ def test_healthz_answers_when_database_and_redis_do(client):
 def test_the_fast_unsubscribe_token_is_itsdangerous_own(app, settings_override):
     from itsdangerous import URLSafeSerializer
 
-    from mailer.tokens import Purpose
+    from mailer.mail.tokens import Purpose
 
     for keys in ((SECRET,), ("a-brand-new-secret-key-0001", SECRET)):
         settings_override(secret_keys=keys)
@@ -259,7 +259,7 @@ def queued_tasks(app) -> list[str]:
     """Names of the tasks waiting on the broker's default queue (kombu's JSON envelope)."""
     import json
 
-    from mailer.redis_client import redis_client
+    from mailer.platform.redis_client import redis_client
 
     with app.app_context():
         raw = redis_client().lrange("celery", 0, -1)
@@ -267,7 +267,8 @@ def queued_tasks(app) -> list[str]:
 
 
 def test_a_rush_of_signups_queues_one_drain_that_confirms_each_reader_once(quiet, outbox):
-    from mailer import confirmations, jobs
+    from mailer.delivery import confirmations
+    from mailer.platform import jobs
 
     app, client = quiet
     token = csrf_token(client)
@@ -289,7 +290,8 @@ def test_a_rush_of_signups_queues_one_drain_that_confirms_each_reader_once(quiet
 
 
 def test_the_drain_hands_a_temporary_refusal_to_its_own_retrying_task(quiet, outbox):
-    from mailer import confirmations, jobs
+    from mailer.delivery import confirmations
+    from mailer.platform import jobs
 
     app, client = quiet
     token = csrf_token(client)

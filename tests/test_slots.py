@@ -11,14 +11,13 @@ from email.utils import format_datetime
 import pytest
 from sqlalchemy import MetaData, Table, create_engine, func, select, text
 
-from mailer import links
-from mailer.api_tokens import create_api_token
-from mailer.db import db
-from mailer.emails import DigestArticle, Newsletter
-from mailer.emails.render import RenderedEmail, render_email
-from mailer.feeds import poll_feeds
-from mailer.migrate import upgrade
+from mailer.access.api_tokens import create_api_token
+from mailer.content.feeds import poll_feeds
+from mailer.mail import DigestArticle, Newsletter, links
+from mailer.mail.render import RenderedEmail, render_email
 from mailer.models import Article, DigestSegment, Frequency, Subscriber, utcnow
+from mailer.platform.db import db
+from mailer.platform.migrate import upgrade
 from tests.helpers import (
     add_article,
     add_choosing_readers,

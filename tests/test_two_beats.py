@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
-from mailer.db import db
-from mailer.feeds import poll_feeds
+from mailer.content.feeds import poll_feeds
+from mailer.delivery.reconciler import reconcile
+from mailer.digests.schedule import run_schedule
 from mailer.models import Article, Delivery, DeliveryStatus, Digest, SendClaim
-from mailer.reconciler import reconcile
-from mailer.scheduler import run_schedule
+from mailer.platform.db import db
 from tests.helpers import add_article, add_readers, make_digest_here
 from tests.test_feeds import FeedServer, item, rss
 
@@ -47,7 +47,8 @@ def count(app, model, *where) -> int:
 
 
 def test_the_scheduled_digest_is_made_once(app, settings_override, monkeypatch):
-    from mailer import delivery, jobs
+    from mailer import delivery
+    from mailer.platform import jobs
 
     monkeypatch.setattr(jobs, "enqueue", lambda *args: True)  # this test makes the rows
     settings_override(digest_schedule="daily 07:00", timezone="UTC")

@@ -7,10 +7,12 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from mailer import articles, jobs, subscriptions
-from mailer.db import db
+from mailer.content import articles
+from mailer.mail.tokens import make_confirm_token
 from mailer.models import Article, Subscriber
-from mailer.tokens import make_confirm_token
+from mailer.platform import jobs
+from mailer.platform.db import db
+from mailer.subscribers import subscriptions
 from tests.helpers import hidden_fields, signup
 
 pytestmark = pytest.mark.integration

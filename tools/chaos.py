@@ -39,9 +39,8 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from mailer import create_app
-from mailer.api_tokens import create_api_token
-from mailer.config import load_settings, normalize_database_url
-from mailer.db import db
+from mailer.access.api_tokens import create_api_token
+from mailer.delivery.reconciler import reconcile
 from mailer.models import (
     Article,
     Base,
@@ -52,7 +51,8 @@ from mailer.models import (
     SendClaim,
     utcnow,
 )
-from mailer.reconciler import reconcile
+from mailer.platform.db import db
+from mailer.platform.settings import load_settings, normalize_database_url
 from tools.stack import ROOT, Stack, free_port, procfile
 
 DATABASE = "postgresql://postgres@127.0.0.1:5432/mailer_chaos"

@@ -22,12 +22,12 @@ from collections import Counter
 from sqlalchemy import select
 
 from mailer import create_app
-from mailer.api_tokens import create_api_token
-from mailer.config import load_settings
-from mailer.db import db
-from mailer.editors import create_editor
+from mailer.access.api_tokens import create_api_token
+from mailer.access.editors import create_editor
+from mailer.mail.tokens import make_confirm_token, make_preferences_token, make_unsubscribe_token
 from mailer.models import Article, Subscriber, SubscriberStatus, utcnow
-from mailer.tokens import make_confirm_token, make_preferences_token, make_unsubscribe_token
+from mailer.platform.db import db
+from mailer.platform.settings import load_settings
 from tools.fuzzcases import CSRF, Case, Context, cases
 from tools.stack import Stack
 

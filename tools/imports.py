@@ -19,26 +19,26 @@ MAX_LINES = 400
 
 # Imports run one way: edge (views, CLI, entry points) -> domain -> base (models, db).
 BASE = {
-    "mailer.columns",
-    "mailer.config",
-    "mailer.db",
-    "mailer.errors",
-    "mailer.jobs",
-    "mailer.dkim_keys",
-    "mailer.logs",
-    "mailer.migrate",
+    "mailer.platform.columns",
+    "mailer.platform.settings",
+    "mailer.platform.db",
+    "mailer.platform.errors",
+    "mailer.platform.jobs",
+    "mailer.platform.dkim_keys",
+    "mailer.platform.logs",
+    "mailer.platform.migrate",
     "mailer.models",
-    "mailer.redis_client",
-    "mailer.schedule",
-    "mailer.setting_values",
+    "mailer.platform.redis_client",
+    "mailer.platform.schedules",
+    "mailer.platform.setting_values",
 }
-EDGE_PREFIXES = ("mailer.views", "mailer.migrations")
+EDGE_PREFIXES = ("mailer.web", "mailer.migrations")
 EDGE = {
     "mailer",
-    "mailer.access_log",
+    "mailer.web.access_log",
     "mailer.cli",
     "mailer.entrypoints",
-    "mailer.extensions",
+    "mailer.web.extensions",
 }
 
 
@@ -61,7 +61,7 @@ def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
             targets.update(alias.name for alias in node.names if alias.name in modules)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             for alias in node.names:
-                # `from mailer import jobs` imports the module mailer.jobs;
+                # `from mailer import jobs` imports the module mailer.platform.jobs;
                 # `from mailer import create_app` imports the package mailer.
                 submodule = f"{node.module}.{alias.name}"
                 if submodule in modules:

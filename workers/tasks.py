@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from mailer import (
-    article_queue,
-    confirmations,
-    delivery,
-    digest_controls,
-    feeds,
-    jobs,
-    reconciler,
-    scheduler,
-    subscriber_csv,
-    welcomes,
-)
-from mailer.emails.smtp import TemporaryFailure
+from mailer import delivery
+from mailer.content import article_queue, feeds
+from mailer.delivery import confirmations, reconciler, welcomes
+from mailer.delivery import controls as digest_controls
+from mailer.digests import schedule as scheduler
+from mailer.mail.smtp import TemporaryFailure
+from mailer.platform import jobs
+from mailer.subscribers import csv_files as subscriber_csv
 
 # One mail to one address: 4xx and lost connections retry with backoff and jitter,
 # which stays far below the broker's visibility timeout (jobs.VISIBILITY_TIMEOUT).

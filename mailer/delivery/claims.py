@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, select, update
 
-from mailer import jobs
-from mailer.db import db
 from mailer.delivery.rows import due_retrying, pending_rows
 from mailer.models import (
     Delivery,
@@ -18,6 +16,8 @@ from mailer.models import (
     Subscriber,
     SubscriberStatus,
 )
+from mailer.platform import jobs
+from mailer.platform.db import db
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailer.config import Settings
 from mailer.models import SendClaim, utcnow
+from mailer.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 

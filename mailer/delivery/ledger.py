@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
-from mailer import bounces
-from mailer.config import Settings
-from mailer.db import db
+from mailer.bounces import processing as bounces
 from mailer.delivery.claims import Recipient
 from mailer.delivery.lease import ClaimTaken
 from mailer.delivery.rows import CANCELLED_REPLY
 from mailer.models import Delivery, DeliveryStatus, SendClaim, utcnow
+from mailer.platform.db import db
+from mailer.platform.settings import Settings
 
 FLUSH_EVERY_ROWS = 200
 FLUSH_EVERY_SECONDS = 1.0

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 
-from mailer import jobs
-from mailer.db import db
 from mailer.delivery.rows import finish_if_done, materialize_next
 from mailer.delivery.sender import enqueue_batches
 from mailer.models import Delivery
+from mailer.platform import jobs
+from mailer.platform.db import db
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from mailer.delivery.rows import status_counts
 from mailer.models import DeliveryStatus
-from mailer.redis_client import redis_client
+from mailer.platform.redis_client import redis_client
 
 FRESHNESS_FACTOR = 10
 LONGEST_REUSE = 15.0  # seconds

@@ -8,7 +8,7 @@ from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 
-from mailer.redis_client import redis_client
+from mailer.platform.redis_client import redis_client
 
 KEY = "send-rate"
 

@@ -9,13 +9,13 @@ import redis
 from flask import current_app
 from sqlalchemy import select, update
 
-from mailer.db import db
 from mailer.delivery.journal import Journal
 from mailer.delivery.materializer import enqueue_materialize
 from mailer.delivery.rows import count_owed, finish_if_done, live_claims
 from mailer.delivery.sender import enqueue_batches
 from mailer.models import Delivery, DeliveryStatus, Digest, DigestStatus, SendClaim, utcnow
-from mailer.redis_client import redis_client
+from mailer.platform.db import db
+from mailer.platform.redis_client import redis_client
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Exists, case, exists, func, literal, select, update
 
-from mailer import segments
-from mailer.db import db
+from mailer.digests import segments
 from mailer.models import (
     ALL_SECTIONS_KEY,
     Delivery,
@@ -21,6 +20,7 @@ from mailer.models import (
     SubscriberStatus,
     utcnow,
 )
+from mailer.platform.db import db
 
 MATERIALIZE_CHUNK = 20_000  # subscriber ids per INSERT ... SELECT
 # Still owed to its reader: the digest is not done while any row is in one of these.

@@ -7,25 +7,27 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
-from mailer import emails, jobs, segments
-from mailer.config import Settings
-from mailer.db import db
+from mailer import mail as emails
 from mailer.delivery.claims import Recipient, claim_rows, halt_status, open_claim
 from mailer.delivery.journal import Journal
 from mailer.delivery.lease import ClaimLease, ClaimTaken
 from mailer.delivery.ledger import MAX_RETRY_COUNTDOWN, Ledger
 from mailer.delivery.rate import SendRate
 from mailer.delivery.rows import earliest_retry, finish_if_done
-from mailer.emails.smtp import (
+from mailer.digests import segments
+from mailer.mail.smtp import (
     ConnectFailure,
     PermanentFailure,
     SMTPConnection,
     TemporaryFailure,
     smtp_connection,
 )
+from mailer.mail.verp import MailKind, MailRef
 from mailer.models import DeliveryStatus, Digest, DigestSegment, utcnow
-from mailer.redis_client import redis_client
-from mailer.verp import MailKind, MailRef
+from mailer.platform import jobs
+from mailer.platform.db import db
+from mailer.platform.redis_client import redis_client
+from mailer.platform.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ from mailer.models import Base
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
 if url is None:
-    raise RuntimeError("mailer.migrate sets sqlalchemy.url; run migrations with `mailer db`")
+    raise RuntimeError(
+        "mailer.platform.migrate sets sqlalchemy.url; run migrations with `mailer db`"
+    )
 engine = create_engine(url)
 with engine.connect() as connection:
     context.configure(

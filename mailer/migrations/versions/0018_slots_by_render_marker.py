@@ -37,7 +37,7 @@ PREFERENCES_BEFORE_UNSUBSCRIBE = {
 
 
 def _new(marker: str, name: str) -> str:
-    # mailer.slots.placeholder as of this revision.
+    # mailer.mail.slots.placeholder as of this revision.
     return f"__MAILER_SLOT_{marker}_{name}__"
 
 

@@ -1,0 +1,1 @@
+"""Access: editors and API tokens."""

@@ -1,0 +1,1 @@
+"""Bounces and complaints: reading them, the reader they are about, what they change."""

@@ -1,0 +1,1 @@
+"""Content: articles in (API, feeds, the console), sanitizing, summaries, the editor's draft."""

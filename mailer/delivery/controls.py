@@ -1,0 +1,88 @@
+"""What an editor does to a digest besides making it: test it, pause, resume, cancel, retry."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from mailer import delivery
+from mailer import mail as emails
+from mailer.digests.runs import AlreadySending, NothingToSend, get_digest, preview
+from mailer.models import Digest, DigestStatus, Subscriber, utcnow
+from mailer.platform.db import db
+from mailer.platform.errors import UserError
+
+
+class NotSending(UserError):
+    status = 409
+    title = "Not sending"
+
+
+def send_test(address: str, requested_by: str) -> bool:
+    """Mails the next digest to one address, marked as a test; no delivery row, not counted.
+
+    False when no article is waiting."""
+    rendered = preview()
+    if rendered is None:
+        return False
+    # A reader's own address gets a link that works for them; any other, a test page.
+    reader = db.session.execute(
+        select(Subscriber.id, Subscriber.link_key).where(Subscriber.email_key == address.lower())
+    ).first()
+    link_key = (reader.id, reader.link_key) if reader else None
+    emails.send(emails.test_digest(rendered, address, link_key, requested_by))
+    return True
+
+
+def _set_sending_flag(digest_id: int, **values: object) -> None:
+    with db.transaction():
+        changed = db.change(
+            update(Digest)
+            .where(
+                Digest.id == digest_id,
+                Digest.status == DigestStatus.SENDING,
+                Digest.cancelled_at.is_(None),
+            )
+            .values(**values)
+        )
+    if not changed:
+        raise NotSending("This digest is not sending any more.")
+
+
+def pause_digest(digest_id: int) -> None:
+    """No new batch starts; batches under way stop at their next flush, within a second."""
+    _set_sending_flag(digest_id, paused_at=utcnow())
+
+
+def resume_digest(digest_id: int) -> None:
+    _set_sending_flag(digest_id, paused_at=None, last_enqueued_at=utcnow())
+    delivery.enqueue_batches(digest_id, delivery.count_owed(digest_id))
+
+
+def cancel_digest(digest_id: int) -> None:
+    """Every row not yet sent is skipped; the digest ends once running batches stop."""
+    _set_sending_flag(digest_id, cancelled_at=utcnow(), paused_at=None)
+    delivery.skip_unsent(digest_id)
+    delivery.finish_if_done(digest_id)
+
+
+def retry_failed(digest_id: int) -> int:
+    """Sends again the rows that failed only on temporary refusals, to readers still active."""
+    try:
+        with db.transaction():
+            digest = get_digest(digest_id)
+            if digest.status == DigestStatus.SENDING:
+                raise AlreadySending("This digest is still sending.")
+            retried = delivery.requeue_gave_up(digest_id)
+            if not retried:
+                raise NothingToSend("No failed delivery of this digest is worth retrying.")
+            digest.status = DigestStatus.SENDING
+            # One digest of each frequency sends at a time, retries included.
+            digest.sending_slot = digest.frequency.sending_slot
+            digest.finished_at = None
+            digest.last_enqueued_at = utcnow()
+            db.session.flush()
+    except IntegrityError:
+        raise AlreadySending("Another digest is being sent right now.") from None
+    delivery.enqueue_batches(digest_id, retried)
+    return retried

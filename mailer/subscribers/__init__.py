@@ -1,0 +1,1 @@
+"""Subscribers: signing up, confirming, unsubscribing, choices, their records, CSV in and out."""
