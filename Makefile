@@ -103,7 +103,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m tools.imports
+	$(BIN)/lint-imports --no-cache
 
 fmt: install
 	$(BIN)/ruff check --fix .

@@ -92,7 +92,6 @@ def test_the_global_send_rate_is_respected_across_batches(
     app, outbox, settings_override, monkeypatch
 ):
     """MAILER_SEND_RATE_PER_SECOND caps messages per wall-clock second, whoever sends them."""
-    from mailer.digests import runs as digests
 
     settings_override(send_rate_per_second=15, send_batch_size=10)
     add_readers(app, "rate", 40)
@@ -101,7 +100,7 @@ def test_the_global_send_rate_is_respected_across_batches(
     with app.app_context():
         # This process sends every batch itself (a stale connection may cost a retry).
         wait_until(
-            lambda: delivery.send_batch(digest_id) and digests.progress(digest_id)["done"],
+            lambda: delivery.send_batch(digest_id) and delivery.digest_progress(digest_id)["done"],
             timeout=30,
             message="the digest did not finish",
         )

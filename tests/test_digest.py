@@ -9,6 +9,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
+from mailer import delivery
 from mailer.access.api_tokens import create_api_token, revoke_api_token
 from mailer.models import (
     Article,
@@ -305,8 +306,6 @@ def test_a_burst_of_a_thousand_articles_is_all_accepted(app, client, token):
 
 def test_a_reader_who_unsubscribes_after_the_digest_is_made_is_skipped(app, outbox, monkeypatch):
     """The claim re-checks each reader, so an unsubscribe counts before the next claim."""
-    from mailer import delivery
-    from mailer.digests import runs as digests
     from mailer.subscribers import subscriptions
 
     readers = add_readers(app, "late", 3, SubscriberStatus.ACTIVE)
@@ -321,7 +320,7 @@ def test_a_reader_who_unsubscribes_after_the_digest_is_made_is_skipped(app, outb
         subscriptions.unsubscribe(leaver)
         result = delivery.send_batch(digest_id)
         assert result.sent == 2
-        info = digests.progress(digest_id)
+        info = delivery.digest_progress(digest_id)
     assert info["skipped"] == 1
     assert info["status"] == "sent"
     assert outbox.to(readers[0]) == []

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
+from mailer import delivery
 from mailer.delivery import controls as digest_controls
 from mailer.delivery.reconciler import reconcile
 from mailer.digests import runs as digests
@@ -32,7 +33,7 @@ def start(app, readers: int = READERS) -> tuple[int, list[str]]:
 
 def progress(app, digest_id: int) -> dict:
     with app.app_context():
-        return digests.progress(digest_id)
+        return delivery.digest_progress(digest_id)
 
 
 def quiet(app, digest_id: int) -> bool:

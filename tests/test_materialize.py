@@ -122,15 +122,18 @@ def test_progress_of_a_sending_digest_reuses_a_recent_count_and_a_finished_one_c
     with app.app_context():
         delivery.materialize_digest(digest_id)
         key = f"mailer:progress:{digest_id}"
-        assert digests.progress(digest_id)["pending"] == 5
+        assert delivery.digest_progress(digest_id)["pending"] == 5
         # A count is kept at most LONGEST_REUSE seconds (ten times its cost, here far less).
         assert redis_client().pttl(key) <= LONGEST_REUSE * 1000
         redis_client().set(key, json.dumps({"sent": 4, "pending": 1}), px=60_000)
-        assert (digests.progress(digest_id)["sent"], digests.progress(digest_id)["pending"]) == (
+        assert (
+            delivery.digest_progress(digest_id)["sent"],
+            delivery.digest_progress(digest_id)["pending"],
+        ) == (
             4,
             1,
         )
         with db.transaction():
             db.change(update(Digest).where(Digest.id == digest_id).values(status=DigestStatus.SENT))
-        finished = digests.progress(digest_id)
+        finished = delivery.digest_progress(digest_id)
         assert (finished["sent"], finished["pending"]) == (0, 5)

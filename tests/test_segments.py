@@ -8,6 +8,7 @@ import itertools
 import pytest
 from sqlalchemy import func, select
 
+from mailer import delivery
 from mailer.access.api_tokens import create_api_token
 from mailer.models import DigestSegment, Frequency, Subscriber
 from mailer.platform.db import db
@@ -126,7 +127,7 @@ def test_each_reader_gets_their_sections_and_the_front_page_at_their_frequency(
 
 def test_a_set_of_sections_is_rendered_once_for_all_its_readers(app, api, monkeypatch):
     import mailer.delivery.rows
-    from mailer import mail as emails
+    from mailer.digests import compose
 
     # Ranges of a few readers: the set's readers are met by many chunks.
     monkeypatch.setattr(mailer.delivery.rows, "FIRST_CHUNK", 4)
@@ -139,9 +140,9 @@ def test_a_set_of_sections_is_rendered_once_for_all_its_readers(app, api, monkey
     api.article("Vote today", "vote", "politics")
     api.article("Cup final", "cup", "sport")
     rendered: list[int] = []
-    real_digest = emails.digest
+    real_digest = compose.digest
     monkeypatch.setattr(
-        emails,
+        compose,
         "digest",
         lambda chosen, **kw: rendered.append(len(chosen)) or real_digest(chosen, **kw),
     )
@@ -155,9 +156,8 @@ def test_a_set_of_sections_is_rendered_once_for_all_its_readers(app, api, monkey
             )
         ).all()
         assert sorted(segments) == [("politics", 1), ("world", 0)]
-        from mailer.digests import runs as digests
 
-        progress = digests.progress(digest_id)
+        progress = delivery.digest_progress(digest_id)
     assert (progress["total"], progress["nothing_new"]) == (30, 5)
 
 
@@ -384,9 +384,7 @@ def test_readers_with_nothing_new_are_counted_once_over_many_chunks(app, api, mo
     api.article("Vote today", "vote", "politics")
     digest_id = make_digest_here(app, monkeypatch)
     with app.app_context():
-        from mailer.digests import runs as digests
-
-        progress = digests.progress(digest_id)
+        progress = delivery.digest_progress(digest_id)
     assert (progress["total"], progress["nothing_new"]) == (7, 13)
 
 

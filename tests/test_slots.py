@@ -13,7 +13,8 @@ from sqlalchemy import MetaData, Table, create_engine, func, select, text
 
 from mailer.access.api_tokens import create_api_token
 from mailer.content.feeds import poll_feeds
-from mailer.mail import DigestArticle, Newsletter, links
+from mailer.digests.compose import DigestArticle
+from mailer.mail import Newsletter, links
 from mailer.mail.render import RenderedEmail, render_email
 from mailer.models import Article, DigestSegment, Frequency, Subscriber, utcnow
 from mailer.platform.db import db

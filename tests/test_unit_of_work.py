@@ -8,6 +8,7 @@ import redis
 from sqlalchemy import func, select
 
 from mailer.content import articles
+from mailer.mail import addresses
 from mailer.mail.tokens import make_confirm_token
 from mailer.models import Article, Subscriber
 from mailer.platform import jobs
@@ -31,7 +32,7 @@ def counts(app) -> tuple[int, int]:
 
 
 def two_domain_calls() -> None:
-    address = subscriptions.normalize_address("composed@example.org")
+    address = addresses.normalize_address("composed@example.org")
     subscriptions.request_subscription(address, None, source="test")
     articles.accept_article(
         articles.ArticleInput(title="Composed", url="https://news.example.org/composed"),

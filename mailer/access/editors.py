@@ -6,10 +6,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 
+from mailer.mail.addresses import normalize_address
 from mailer.models import Editor, utcnow
 from mailer.platform.db import db
 from mailer.platform.errors import InvalidInput
-from mailer.subscribers.subscriptions import normalize_address
 
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()

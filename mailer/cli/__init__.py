@@ -93,7 +93,8 @@ def register_commands(app: Flask) -> None:
     @click.option("--weekly", is_flag=True, help="The weekly digest, for readers who chose it.")
     def send_digest(weekly: bool) -> None:
         """Make a digest of the waiting articles and start sending it."""
-        from mailer.digests.runs import active_readers, create_digest, progress
+        from mailer.delivery import digest_progress as progress
+        from mailer.digests.runs import active_readers, create_digest
         from mailer.models import Frequency
         from mailer.platform.errors import UserError
         from mailer.platform.stack_settings import differences

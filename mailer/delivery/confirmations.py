@@ -32,11 +32,11 @@ from mailer.models import Subscriber, SubscriberStatus, utcnow
 from mailer.platform import jobs
 from mailer.platform.db import db
 from mailer.platform.redis_client import redis_client
+from mailer.subscribers.confirmations import DRAIN_FLAG, request_sending
 
 log = logging.getLogger(__name__)
 
 NOTE_TTL = 7 * 86400
-DRAIN_FLAG = "mailer:confirmations:drain-queued"
 DRAIN_BATCH = 100
 DRAIN_SECONDS = 50.0  # then a fresh task goes on, well inside the task's time limit
 RETRY_SECONDS = 30
@@ -83,20 +83,6 @@ def confirmations_owed(limit: int) -> list[int]:
             .limit(limit)
         )
     )
-
-
-def request_sending() -> None:
-    """After a signup's commit: makes sure a drain is queued (the reconciler covers Redis
-    being down). While one is queued this is a single Redis command and no task."""
-    try:
-        if not redis_client().set(DRAIN_FLAG, 1, nx=True, ex=60):
-            return  # a drain is queued and has not started: it will see this reader
-    except redis.RedisError as exc:
-        log.warning("confirmation not queued (%s); the reconciler will send it", exc)
-        return
-    if not jobs.enqueue(jobs.SEND_CONFIRMATIONS):
-        with contextlib.suppress(redis.RedisError):
-            redis_client().delete(DRAIN_FLAG)  # so the next signup tries again
 
 
 def send_recent_confirmations() -> int:

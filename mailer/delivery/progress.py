@@ -14,9 +14,13 @@ import time
 from typing import cast
 
 from redis.exceptions import RedisError
+from sqlalchemy import func, select
 
+from mailer.content import articles
 from mailer.delivery.rows import status_counts
-from mailer.models import DeliveryStatus
+from mailer.digests.runs import get_digest
+from mailer.models import Article, DeliveryStatus, DigestStatus, utcnow
+from mailer.platform.db import db
 from mailer.platform.redis_client import redis_client
 
 FRESHNESS_FACTOR = 10
@@ -39,3 +43,44 @@ def live_status_counts(digest_id: int) -> dict[DeliveryStatus, int]:
         with contextlib.suppress(RedisError):
             redis_client().set(key, json.dumps(counts), px=reuse_ms)
     return counts
+
+
+def digest_progress(digest_id: int) -> dict[str, object]:
+    """Status and counts of one digest, for the API and the editor's progress bar."""
+    digest = get_digest(digest_id)
+    sending = digest.status == DigestStatus.SENDING
+    counts = (live_status_counts if sending else status_counts)(digest_id)
+    sent = counts.get(DeliveryStatus.SENT, 0)
+    end = digest.finished_at or utcnow()
+    elapsed = max((end - digest.created_at).total_seconds(), 1e-6)
+    status = digest.status.value
+    if digest.materialized_at is None and digest.status == DigestStatus.SENDING:
+        status = "preparing" if not sent else status  # rows still being made
+    if digest.cancelled_at:
+        status = "cancelled" if digest.status != DigestStatus.SENDING else "cancelling"
+    elif digest.paused_at and digest.status == DigestStatus.SENDING:
+        status = "paused"
+    return {
+        "id": digest.id,
+        "frequency": digest.frequency.value,
+        "status": status,
+        "subject": digest.subject,
+        "articles": db.session.scalar(
+            select(func.count()).select_from(Article).where(articles.in_digest(digest_id))
+        ),
+        "total": digest.total,
+        "sent": sent,
+        "failed": counts.get(DeliveryStatus.FAILED, 0),
+        "retrying": counts.get(DeliveryStatus.RETRYING, 0),
+        "unknown": counts.get(DeliveryStatus.UNKNOWN, 0),
+        "skipped": counts.get(DeliveryStatus.SKIPPED, 0),
+        # Readers of this frequency whose sections had nothing new: no mail for them.
+        "nothing_new": digest.nothing_new,
+        "pending": counts.get(DeliveryStatus.PENDING, 0) + counts.get(DeliveryStatus.CLAIMED, 0),
+        "started": digest.created_at.isoformat(),
+        "finished": digest.finished_at.isoformat() if digest.finished_at else None,
+        "messages_per_second": round(sent / elapsed, 1) if sent else 0.0,
+        "hidden_from_archive": digest.hidden_from_archive,
+        # Poll until this is true: "preparing" and "paused" come before the end, too.
+        "done": digest.status != DigestStatus.SENDING,
+    }

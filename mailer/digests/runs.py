@@ -8,10 +8,10 @@ from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mailer import delivery, sections
-from mailer import mail as emails
+from mailer import sections
 from mailer.content import article_queue, articles
 from mailer.content import draft as editorial
+from mailer.digests import compose
 from mailer.mail import links
 from mailer.mail.render import RenderedEmail
 from mailer.models import (
@@ -26,6 +26,7 @@ from mailer.models import (
     SubscriberStatus,
     utcnow,
 )
+from mailer.platform import jobs
 from mailer.platform.db import db
 from mailer.platform.errors import NotFound, UserError
 
@@ -123,7 +124,7 @@ def create_digest(
             draft = editorial.take_draft() if frequency is Frequency.DAILY else editorial.Draft()
             digest.intro = intro if intro is not None else draft.intro
             digest.subject_given = bool(subject or draft.subject)
-            rendered = emails.digest(
+            rendered = compose.digest(
                 chosen,
                 subject=subject or draft.subject,
                 intro=digest.intro,
@@ -145,7 +146,7 @@ def create_digest(
         ) from None
     log.info("digest %s: %d articles; a worker makes its delivery rows", digest_id, taken)
     # Answered now; with a million readers, making every row takes most of a minute.
-    delivery.enqueue_materialize(digest_id)
+    jobs.enqueue(jobs.MATERIALIZE, digest_id)
     return digest_id
 
 
@@ -194,47 +195,6 @@ def get_digest(digest_id: int) -> Digest:
     return digest
 
 
-def progress(digest_id: int) -> dict[str, object]:
-    """Status and counts of one digest, for the API and the editor's progress bar."""
-    digest = get_digest(digest_id)
-    sending = digest.status == DigestStatus.SENDING
-    counts = (delivery.live_status_counts if sending else delivery.status_counts)(digest_id)
-    sent = counts.get(DeliveryStatus.SENT, 0)
-    end = digest.finished_at or utcnow()
-    elapsed = max((end - digest.created_at).total_seconds(), 1e-6)
-    status = digest.status.value
-    if digest.materialized_at is None and digest.status == DigestStatus.SENDING:
-        status = "preparing" if not sent else status  # rows still being made
-    if digest.cancelled_at:
-        status = "cancelled" if digest.status != DigestStatus.SENDING else "cancelling"
-    elif digest.paused_at and digest.status == DigestStatus.SENDING:
-        status = "paused"
-    return {
-        "id": digest.id,
-        "frequency": digest.frequency.value,
-        "status": status,
-        "subject": digest.subject,
-        "articles": db.session.scalar(
-            select(func.count()).select_from(Article).where(articles.in_digest(digest_id))
-        ),
-        "total": digest.total,
-        "sent": sent,
-        "failed": counts.get(DeliveryStatus.FAILED, 0),
-        "retrying": counts.get(DeliveryStatus.RETRYING, 0),
-        "unknown": counts.get(DeliveryStatus.UNKNOWN, 0),
-        "skipped": counts.get(DeliveryStatus.SKIPPED, 0),
-        # Readers of this frequency whose sections had nothing new: no mail for them.
-        "nothing_new": digest.nothing_new,
-        "pending": counts.get(DeliveryStatus.PENDING, 0) + counts.get(DeliveryStatus.CLAIMED, 0),
-        "started": digest.created_at.isoformat(),
-        "finished": digest.finished_at.isoformat() if digest.finished_at else None,
-        "messages_per_second": round(sent / elapsed, 1) if sent else 0.0,
-        "hidden_from_archive": digest.hidden_from_archive,
-        # Poll until this is true: "preparing" and "paused" come before the end, too.
-        "done": digest.status != DigestStatus.SENDING,
-    }
-
-
 def recent_digests(limit: int = 20) -> list[Digest]:
     return list(db.session.scalars(select(Digest).order_by(Digest.id.desc()).limit(limit)))
 
@@ -258,7 +218,7 @@ def preview(
         return None
     # The editor's draft is the daily digest's; the weekly one is made from the template.
     draft = editorial.draft() if frequency is Frequency.DAILY else editorial.Draft()
-    return emails.digest(
+    return compose.digest(
         chosen, subject=draft.subject, intro=draft.intro, archive_url=links.archive_url()
     )
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from mailer import mail as emails
 from mailer import sections
 from mailer.content import articles
+from mailer.digests import compose
 from mailer.mail import links
 from mailer.mail.render import RenderedEmail
 from mailer.models import (
@@ -62,7 +63,7 @@ def _rendered(digest: Digest, chosen: list[Article], key: str) -> dict[str, obje
     if len(picked) == len(chosen):
         rendered = emails.stored_digest(digest)  # the whole digest, rendered when made
     else:
-        rendered = emails.digest(
+        rendered = compose.digest(
             picked,
             subject=digest.subject if digest.subject_given else None,
             intro=digest.intro,

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 from flask import current_app
 
-from mailer.content.articles import digest_order
-from mailer.content.draft import render_intro, render_subject, subject_template
-from mailer.content.summaries import summary_of
 from mailer.mail import slots
 from mailer.mail.links import (
     archive_url,
@@ -38,7 +34,7 @@ from mailer.mail.render import RenderedEmail, render_email, render_newsletter
 from mailer.mail.smtp import smtp_connection
 from mailer.mail.tokens import make_preferences_token, make_unsubscribe_token
 from mailer.mail.verp import MailKind, MailRef, envelope_sender, opaque_message_id
-from mailer.models import Article, Digest, Subscriber, utcnow
+from mailer.models import Digest, Subscriber
 from mailer.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -122,54 +118,6 @@ def welcome(subscriber: Subscriber) -> OutgoingMail:
 
 
 # --- the digest ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DigestArticle:
-    title: str
-    url: str
-    paragraphs: list[str]
-    author: str | None
-    published_at: datetime | None
-
-
-def digest(
-    chosen: list[Article],
-    *,
-    subject: str | None = None,
-    intro: str | None = None,
-    archive_url: str | None = None,
-) -> RenderedEmail:
-    """The digest of these articles in the order an editor gave them (else newest first),
-    under the editor's subject and introduction, with a slot for each of the reader's links."""
-    settings = _settings()
-    ordered = digest_order(chosen)
-    now = utcnow()
-    subject = subject or render_subject(
-        subject_template(),
-        list_name=settings.list_name,
-        titles=[a.title for a in ordered],
-        date=now.strftime("%-d %B %Y"),
-    )
-    rendered = render_newsletter(
-        "digest",
-        subject=subject,
-        intro=render_intro(intro),
-        articles=[
-            DigestArticle(a.title, a.url, summary_of(a).split("\n\n"), a.author, a.published_at)
-            for a in ordered
-        ],
-        list_name=settings.list_name,
-        site_url=settings.site_url,
-        site_name=settings.site_label,
-        postal_address=settings.postal_address,
-        archive_url=archive_url,
-        date=now,
-    )
-    size = len(rendered.html.encode())
-    if size > HTML_LIMIT_BYTES:
-        log.warning("digest HTML is %d bytes; Gmail clips past 102 KB", size)
-    return rendered
 
 
 def stored_digest(digest_row: Digest) -> RenderedEmail:

@@ -23,6 +23,7 @@ from flask import current_app
 from sqlalchemy import insert, select, update
 
 from mailer import sections
+from mailer.mail.addresses import clean_name, normalize_address
 from mailer.models import (
     Frequency,
     ImportStatus,
@@ -35,7 +36,6 @@ from mailer.platform import jobs
 from mailer.platform.db import db
 from mailer.platform.errors import InvalidInput, NotFound
 from mailer.subscribers import records as readers
-from mailer.subscribers.subscriptions import clean_name, normalize_address
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 CHUNK = 1000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from mailer import sections
+from mailer import delivery, sections
 from mailer.access import api_tokens
 from mailer.content import articles
 from mailer.content import draft as editorial
@@ -63,9 +63,9 @@ def create_digest():
         intro=editorial.clean_intro(options.get("intro")),
         frequency=sections.parse_frequency(options.get("frequency")),
     )
-    return jsonify(digests.progress(digest_id)), 202
+    return jsonify(delivery.digest_progress(digest_id)), 202
 
 
 @bp.get("/digests/<int:digest_id>")
 def show_digest(digest_id: int):
-    return jsonify(digests.progress(digest_id))
+    return jsonify(delivery.digest_progress(digest_id))

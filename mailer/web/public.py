@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from mailer import sections
-from mailer.mail import tokens
+from mailer.mail import addresses, tokens
 from mailer.platform.errors import InvalidInput, UserError
 from mailer.platform.settings import origin_of
 from mailer.sections import Choice
@@ -66,15 +66,15 @@ def _hold_to_signup_limits(address: subscriptions.Address) -> None:
 
 def _signup_fields(data: dict[str, Any]) -> tuple[subscriptions.Address, str | None, Choice]:
     """What the form asks for, checked without a look-up: DNS waits for the limits."""
-    address = subscriptions.normalize_address(data.get("email"), check_deliverability=False)
-    name = subscriptions.clean_name(data.get("name"))
+    address = addresses.normalize_address(data.get("email"), check_deliverability=False)
+    name = addresses.clean_name(data.get("name"))
     form = sections.form_of(data.get(SECTIONS_SHOWN))
     return address, name, sections.parse_choice(data.get("sections"), data.get("frequency"), form)
 
 
 def _check_deliverable(address: subscriptions.Address) -> None:
     if _settings().check_deliverability:
-        subscriptions.normalize_address(address.email, check_deliverability=True)
+        addresses.normalize_address(address.email, check_deliverability=True)
 
 
 def _filled_the_honeypot(data: dict[str, object]) -> bool:

@@ -8,14 +8,15 @@ from flask import abort, current_app, flash, g, jsonify, redirect, render_templa
 from flask.typing import ResponseReturnValue
 from markupsafe import escape
 
+from mailer import delivery, sections
 from mailer import mail as emails
-from mailer import sections
 from mailer.content import articles
 from mailer.content import draft as editorial
 from mailer.delivery import controls as digest_controls
 from mailer.digests import archive, segments
 from mailer.digests import runs as digests
 from mailer.digests import schedule as scheduler
+from mailer.mail import addresses
 from mailer.models import ALL_SECTIONS_KEY, Frequency
 from mailer.platform import jobs
 from mailer.platform.errors import InvalidInput, UserError
@@ -42,7 +43,7 @@ def dashboard():
         counts=subscriptions.count_by_status(),
         choices=sections.reader_counts(),
         waiting=articles.waiting_articles(),
-        recent=[digests.progress(d.id) for d in recent],
+        recent=[delivery.digest_progress(d.id) for d in recent],
     )
 
 
@@ -161,7 +162,7 @@ def preview_html():
 @bp.post("/digest/test")
 def send_test():
     try:
-        address = subscriptions.normalize_address(request.form.get("email"))
+        address = addresses.normalize_address(request.form.get("email"))
     except InvalidInput as error:
         flash(error.message, "error")
         return redirect(url_for("editor.next_digest"))
@@ -192,7 +193,9 @@ def send_digest():
 @bp.get("/digests")
 def digest_history():
     recent = digests.recent_digests(100)
-    return render_template("editor/digests.html", recent=[digests.progress(d.id) for d in recent])
+    return render_template(
+        "editor/digests.html", recent=[delivery.digest_progress(d.id) for d in recent]
+    )
 
 
 FAILED_PER_PAGE = 50
@@ -205,7 +208,7 @@ def digest_page(digest_id: int):
     failed, failed_total = digests.failed_deliveries(digest_id, search, page, FAILED_PER_PAGE)
     return render_template(
         "editor/digest.html",
-        progress=digests.progress(digest_id),
+        progress=delivery.digest_progress(digest_id),
         articles=digests.digest_articles(digest_id),
         segments=segments.summaries(digest_id),
         failed=failed,
@@ -242,7 +245,7 @@ def digest_action(digest_id: int, action: str):
 
 @bp.get("/digests/<int:digest_id>/progress.json")
 def digest_progress(digest_id: int):
-    return jsonify(digests.progress(digest_id))
+    return jsonify(delivery.digest_progress(digest_id))
 
 
 SNIPPET = """<form method="post" action="{action}" class="newsletter-signup">
