@@ -196,6 +196,12 @@ class Digest(IdsNeverReused, Base):
     hidden_from_archive: Mapped[bool] = mapped_column(Boolean, default=False)
     # Readers of this frequency whose sections had nothing new: no mail, no delivery row.
     nothing_new: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Its rows' final tallies, written when it finishes (NULL while it sends): History and
+    # the dashboard read these, and cost the same at a hundred readers and at a million.
+    sent_count: Mapped[int | None] = mapped_column(Integer)
+    failed_count: Mapped[int | None] = mapped_column(Integer)
+    unknown_count: Mapped[int | None] = mapped_column(Integer)
+    skipped_count: Mapped[int | None] = mapped_column(Integer)
 
 
 # The sections key of readers who take every section (Subscriber.sections is None).

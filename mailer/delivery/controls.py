@@ -80,6 +80,9 @@ def retry_failed(digest_id: int) -> int:
             # One digest of each frequency sends at a time, retries included.
             digest.sending_slot = digest.frequency.sending_slot
             digest.finished_at = None
+            # Counted live while it sends again; written anew when it finishes.
+            digest.sent_count = digest.failed_count = None
+            digest.unknown_count = digest.skipped_count = None
             digest.last_enqueued_at = utcnow()
             db.session.flush()
     except IntegrityError:

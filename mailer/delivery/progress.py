@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from mailer.content import articles
 from mailer.delivery.rows import status_counts
 from mailer.digests.runs import get_digest
-from mailer.models import Article, DeliveryStatus, DigestStatus, utcnow
+from mailer.models import Article, DeliveryStatus, Digest, DigestStatus, utcnow
 from mailer.platform.db import db
 from mailer.platform.redis_client import redis_client
 
@@ -49,7 +49,11 @@ def digest_progress(digest_id: int) -> dict[str, object]:
     """Status and counts of one digest, for the API and the editor's progress bar."""
     digest = get_digest(digest_id)
     sending = digest.status == DigestStatus.SENDING
-    counts = (live_status_counts if sending else status_counts)(digest_id)
+    counts = (
+        final_counts(digest)
+        if not sending and digest.sent_count is not None
+        else (live_status_counts if sending else status_counts)(digest_id)
+    )
     sent = counts.get(DeliveryStatus.SENT, 0)
     end = digest.finished_at or utcnow()
     elapsed = max((end - digest.created_at).total_seconds(), 1e-6)
@@ -83,4 +87,14 @@ def digest_progress(digest_id: int) -> dict[str, object]:
         "hidden_from_archive": digest.hidden_from_archive,
         # Poll until this is true: "preparing" and "paused" come before the end, too.
         "done": digest.status != DigestStatus.SENDING,
+    }
+
+
+def final_counts(digest: Digest) -> dict[DeliveryStatus, int]:
+    """A finished digest's tallies, as its row keeps them: no delivery row is read."""
+    return {
+        DeliveryStatus.SENT: digest.sent_count or 0,
+        DeliveryStatus.FAILED: digest.failed_count or 0,
+        DeliveryStatus.UNKNOWN: digest.unknown_count or 0,
+        DeliveryStatus.SKIPPED: digest.skipped_count or 0,
     }

@@ -218,6 +218,19 @@ def finish_if_done(digest_id: int) -> bool:
                 finished_at=utcnow(),
             )
         )
+        if finished:
+            # Nothing is owed any more, so these counts are final until an editor retries.
+            counts = status_counts(digest_id)
+            db.change(
+                update(Digest)
+                .where(Digest.id == digest_id)
+                .values(
+                    sent_count=counts.get(DeliveryStatus.SENT, 0),
+                    failed_count=counts.get(DeliveryStatus.FAILED, 0),
+                    unknown_count=counts.get(DeliveryStatus.UNKNOWN, 0),
+                    skipped_count=counts.get(DeliveryStatus.SKIPPED, 0),
+                )
+            )
     return bool(finished)
 
 

@@ -210,16 +210,22 @@ class BounceFigures:
 
 
 def last_digest_bounces() -> BounceFigures | None:
-    digest_id = db.session.scalar(
-        select(Digest.id).where(Digest.finished_at.is_not(None)).order_by(Digest.id.desc())
-    )
-    if digest_id is None:
+    last = db.session.execute(
+        select(Digest.id, Digest.sent_count)
+        .where(Digest.finished_at.is_not(None))
+        .order_by(Digest.id.desc())
+        .limit(1)
+    ).first()
+    if last is None:
         return None
-    sent = db.count(
-        select(func.count())
-        .select_from(Delivery)
-        .where(Delivery.digest_id == digest_id, Delivery.status == DeliveryStatus.SENT)
-    )
+    digest_id = last.id
+    sent = last.sent_count
+    if sent is None:  # finished before its tallies were kept on its row
+        sent = db.count(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.digest_id == digest_id, Delivery.status == DeliveryStatus.SENT)
+        )
     kinds = dict(
         db.session.execute(
             select(Bounce.kind, func.count(func.distinct(Bounce.subscriber_id)))
