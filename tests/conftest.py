@@ -255,7 +255,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
         engine.dispose()
     else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mailer.platform.db'}"
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mailer.db'}"
     upgrade(url)
     return url
 

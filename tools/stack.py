@@ -63,7 +63,7 @@ class Stack:
             "PATH": f"{BIN}:{os.environ['PATH']}",
             "MAILER_ENV": "development",
             "MAILER_SECRET_KEY": "stack-secret-key-0123456789",
-            "MAILER_DATABASE_URL": f"sqlite:///{self.directory / 'mailer.platform.db'}",
+            "MAILER_DATABASE_URL": f"sqlite:///{self.directory / 'mailer.db'}",
             "MAILER_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "MAILER_SMTP_HOST": "127.0.0.1",
             "MAILER_SMTP_PORT": str(self.smtp_port),

@@ -39,7 +39,7 @@ class MailRef:
 def _cipher_keys(secret_keys: tuple[str, ...]) -> list[bytes]:
     # A key of its own per purpose, from each secret key: rotation keeps old tokens readable.
     return [
-        hmac.new(secret.encode(), b"mailer.mail.verp", hashlib.sha256).digest()[:16]
+        hmac.new(secret.encode(), b"mailer.verp", hashlib.sha256).digest()[:16]
         for secret in secret_keys
     ]
 

@@ -46,7 +46,7 @@ SMTP_REPLIES_PER_MESSAGE = 4
 class Settings:
     secret_keys: tuple[str, ...]
     env: str = "production"
-    database_url: str = f"sqlite:///{INSTANCE_DIR / 'mailer.platform.db'}"
+    database_url: str = f"sqlite:///{INSTANCE_DIR / 'mailer.db'}"
     redis_url: str = "redis://127.0.0.1:16379/0"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
