@@ -21,6 +21,7 @@ import platform
 import time
 from pathlib import Path
 
+from bench.pages import pages_table, print_pages
 from bench.raw import run_in_fresh_process
 from bench.segments import MAX_SEGMENTS, print_segments, segments_table
 from bench.services import ensure_tools
@@ -67,6 +68,16 @@ def main() -> None:
         help=f"daily readers of the segments table (default {SEGMENT_READERS:,}, with --smoke "
         "1,000); a quarter as many weekly readers are added",
     )
+    parser.add_argument(
+        "--pages",
+        type=int,
+        nargs="*",
+        default=[1, 100],
+        help="finished digests for the console pages table (History, dashboard); none to skip",
+    )
+    parser.add_argument(
+        "--page-readers", type=int, default=100_000, help="readers of each of those digests"
+    )
     args = parser.parse_args()
     _segment_defaults(parser, args)
     if not args.smoke:
@@ -90,6 +101,9 @@ def main() -> None:
         if args.segments:
             record["segments"] = segments_table(shipped, args.segments, args.segment_readers)
             print_segments(record["segments"])
+        if args.pages and not args.smoke:
+            record["pages"] = pages_table(shipped, args.pages, args.page_readers)
+            print_pages(record["pages"])
         if not args.smoke:
             record["scaling"] = [scaling_row(shipped, n) for n in args.scaling]
             print_scaling(record["scaling"])

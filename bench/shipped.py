@@ -86,11 +86,16 @@ class ShippedStack:
         self.stack: Stack | None = None
         self.token = ""
 
-    def start(self, worker_settings: dict[str, str] | None = None) -> None:
-        """A fresh database, then redis, web and worker as the Procfile starts them."""
+    def start(self, worker_settings: dict[str, str] | None = None, *, public: bool = True) -> None:
+        """A fresh database, then redis, web and worker as the Procfile starts them.
+
+        `public`: links in mails name the site's https address (as in production); else
+        the web's own http address, so that a client can log in to the console over it.
+        """
         reset_database(self.database_url)
         self.stack = Stack(**self.settings, **(worker_settings or {}))
-        self.stack.env["MAILER_BASE_URL"] = "https://news.example.org"
+        if public:
+            self.stack.env["MAILER_BASE_URL"] = "https://news.example.org"
         self.stack.start("redis", "web", "worker")
         self.token = self.stack.mailer("create-api-token", "bench").strip().splitlines()[-1]
 
