@@ -178,6 +178,9 @@ class Digest(IdsNeverReused, Base):
     # subject is made from the template with its own articles' titles.
     subject_given: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     intro: Mapped[str | None] = mapped_column(Text)  # the editor's words above the articles
+    # What every segment is rendered from besides its articles, fixed when the digest is
+    # made (JSON of digests.compose.DigestInputs): date, subject template, list and footer.
+    inputs: Mapped[str | None] = mapped_column(Text)
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str] = mapped_column(Text)
     # Where the bodies hold each reader's links: the marker of their render (mailer/slots.py).

@@ -144,7 +144,9 @@ def test_a_set_of_sections_is_rendered_once_for_all_its_readers(app, api, monkey
     monkeypatch.setattr(
         compose,
         "digest",
-        lambda chosen, **kw: rendered.append(len(chosen)) or real_digest(chosen, **kw),
+        lambda chosen, *args, **kw: (
+            rendered.append(len(chosen)) or real_digest(chosen, *args, **kw)
+        ),
     )
     digest_id = make_digest_here(app, monkeypatch)
     # The whole digest when it is made, then the politics set once (world has nothing new).
@@ -447,3 +449,48 @@ def test_rows_made_before_segments_are_sent_the_whole_digest(app, api, monkeypat
         delivery.send_batch(digest_id)
     [mail] = outbox.to("old@example.org")
     assert titles_in(mail) == {"Vote today", "Cup final"}  # not only their section's
+
+
+def test_a_segment_rendered_later_keeps_the_digest_s_date_template_and_footer(
+    app, api, monkeypatch, settings_override
+):
+    """A set's mail is rendered when the worker making the rows meets it, which can be long
+    after the digest was made: it is rendered from the inputs fixed on the digest's row."""
+    from datetime import timedelta
+
+    from mailer import delivery
+    from mailer.content import draft
+    from mailer.digests import compose
+    from mailer.digests import runs as digests
+    from mailer.platform import jobs
+
+    settings_override(postal_address="Example News, 1 High Street")
+    add_choosing_readers(
+        app,
+        {
+            "pol@example.org": ("politics", Frequency.DAILY),
+            "all@example.org": (None, Frequency.DAILY),
+        },
+    )
+    api.article("Vote today", "vote", "politics")
+    api.article("Cup final", "cup", "sport")
+    monkeypatch.setattr(jobs, "enqueue", lambda *args: True)
+    with app.app_context():
+        draft.set_subject_template("{list_name}, {date}: {title}", changed_by="test")
+        made_at = compose.utcnow()
+        digest_id = digests.create_digest(trigger="test")
+    # Before its rows are made: a new template, a new footer, and three days later.
+    later = made_at + timedelta(days=3)
+    monkeypatch.setattr(compose, "utcnow", lambda: later)
+    settings_override(postal_address="Somewhere Else 9")
+    with app.app_context():
+        draft.set_subject_template("CHANGED {title}", changed_by="test")
+        delivery.materialize_digest(digest_id)
+        politics = db.session.scalars(
+            select(DigestSegment).where(
+                DigestSegment.digest_id == digest_id, DigestSegment.sections_key == "politics"
+            )
+        ).one()
+    assert politics.subject == f"Example News, {made_at.strftime('%-d %B %Y')}: Vote today"
+    assert "1 High Street" in politics.text_body and "Somewhere Else" not in politics.text_body
+    assert made_at.strftime("%-d %B %Y") in politics.text_body

@@ -3,8 +3,9 @@ introduction, each article's summary, with a slot for each of the reader's links
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from flask import current_app
@@ -14,7 +15,7 @@ from mailer.content.draft import render_intro, render_subject, subject_template
 from mailer.content.summaries import summary_of
 from mailer.mail import HTML_LIMIT_BYTES
 from mailer.mail.render import RenderedEmail, render_newsletter
-from mailer.models import Article, utcnow
+from mailer.models import Article, Digest, utcnow
 from mailer.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,46 @@ class DigestArticle:
     published_at: datetime | None
 
 
+@dataclass(frozen=True)
+class DigestInputs:
+    """What a digest's mail is made of besides its articles, fixed on its row when it is
+    made: every segment rendered later (minutes, or for a weekly run hours after) says the
+    same date under the same subject template and footer as the digest itself."""
+
+    subject_template: str
+    date: datetime
+    list_name: str
+    site_url: str
+    site_name: str
+    postal_address: str
+
+    @classmethod
+    def now(cls) -> DigestInputs:
+        settings: Settings = current_app.config["MAILER"]
+        return cls(
+            subject_template=subject_template(),
+            date=utcnow(),
+            list_name=settings.list_name,
+            site_url=settings.site_url,
+            site_name=settings.site_label,
+            postal_address=settings.postal_address,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "date": self.date.isoformat()})
+
+    @classmethod
+    def of(cls, digest: Digest) -> DigestInputs:
+        """The inputs fixed on the digest's row; today's for a digest made before they were."""
+        if not digest.inputs:
+            return cls.now()
+        values = json.loads(digest.inputs)
+        return cls(**{**values, "date": datetime.fromisoformat(values["date"])})
+
+
 def digest(
     chosen: list[Article],
+    inputs: DigestInputs,
     *,
     subject: str | None = None,
     intro: str | None = None,
@@ -38,14 +77,12 @@ def digest(
 ) -> RenderedEmail:
     """The digest of these articles in the order an editor gave them (else newest first),
     under the editor's subject and introduction, with a slot for each of the reader's links."""
-    settings: Settings = current_app.config["MAILER"]
     ordered = digest_order(chosen)
-    now = utcnow()
     subject = subject or render_subject(
-        subject_template(),
-        list_name=settings.list_name,
+        inputs.subject_template,
+        list_name=inputs.list_name,
         titles=[a.title for a in ordered],
-        date=now.strftime("%-d %B %Y"),
+        date=inputs.date.strftime("%-d %B %Y"),
     )
     rendered = render_newsletter(
         "digest",
@@ -55,12 +92,12 @@ def digest(
             DigestArticle(a.title, a.url, summary_of(a).split("\n\n"), a.author, a.published_at)
             for a in ordered
         ],
-        list_name=settings.list_name,
-        site_url=settings.site_url,
-        site_name=settings.site_label,
-        postal_address=settings.postal_address,
+        list_name=inputs.list_name,
+        site_url=inputs.site_url,
+        site_name=inputs.site_name,
+        postal_address=inputs.postal_address,
         archive_url=archive_url,
-        date=now,
+        date=inputs.date,
     )
     size = len(rendered.html.encode())
     if size > HTML_LIMIT_BYTES:

@@ -124,8 +124,11 @@ def create_digest(
             draft = editorial.take_draft() if frequency is Frequency.DAILY else editorial.Draft()
             digest.intro = intro if intro is not None else draft.intro
             digest.subject_given = bool(subject or draft.subject)
+            inputs = compose.DigestInputs.now()
+            digest.inputs = inputs.to_json()
             rendered = compose.digest(
                 chosen,
+                inputs,
                 subject=subject or draft.subject,
                 intro=digest.intro,
                 archive_url=links.archive_url(digest.id),
@@ -219,7 +222,11 @@ def preview(
     # The editor's draft is the daily digest's; the weekly one is made from the template.
     draft = editorial.draft() if frequency is Frequency.DAILY else editorial.Draft()
     return compose.digest(
-        chosen, subject=draft.subject, intro=draft.intro, archive_url=links.archive_url()
+        chosen,
+        compose.DigestInputs.now(),
+        subject=draft.subject,
+        intro=draft.intro,
+        archive_url=links.archive_url(),
     )
 
 

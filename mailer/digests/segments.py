@@ -65,6 +65,7 @@ def _rendered(digest: Digest, chosen: list[Article], key: str) -> dict[str, obje
     else:
         rendered = compose.digest(
             picked,
+            compose.DigestInputs.of(digest),
             subject=digest.subject if digest.subject_given else None,
             intro=digest.intro,
             archive_url=links.archive_url(digest.id),
