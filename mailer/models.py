@@ -150,9 +150,14 @@ class Article(IdsNeverReused, Base):
 
 
 class DigestStatus(enum.StrEnum):
+    """The one state column; its transitions are in mailer/digests/states.py."""
+
     SENDING = "sending"
+    PAUSED = "paused"
+    CANCELLING = "cancelling"  # unsent rows skipped; batches under way finishing
     SENT = "sent"
     SENT_WITH_FAILURES = "sent_with_failures"
+    CANCELLED = "cancelled"
 
 
 class Digest(IdsNeverReused, Base):

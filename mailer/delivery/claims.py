@@ -33,14 +33,12 @@ class Recipient:
 def halt_status(digest_id: int) -> DeliveryStatus | None:
     """Why a batch must stop taking rows, as the status its untried rows go back to:
     pending (paused, still owed) or skipped (cancelled, or the digest is over)."""
-    digest = db.session.execute(
-        select(Digest.status, Digest.paused_at, Digest.cancelled_at).where(Digest.id == digest_id)
-    ).first()
-    if digest is None or digest.status != DigestStatus.SENDING or digest.cancelled_at:
-        return DeliveryStatus.SKIPPED
-    if digest.paused_at:
+    status = db.session.scalar(select(Digest.status).where(Digest.id == digest_id))
+    if status == DigestStatus.SENDING:
+        return None
+    if status == DigestStatus.PAUSED:
         return DeliveryStatus.PENDING
-    return None
+    return DeliveryStatus.SKIPPED
 
 
 def open_claim(digest_id: int) -> int | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mailer import delivery
 from mailer import mail as emails
+from mailer.digests import states
 from mailer.digests.runs import AlreadySending, NothingToSend, get_digest, preview
-from mailer.models import Digest, DigestStatus, Subscriber, utcnow
+from mailer.models import DigestStatus, Subscriber
 from mailer.platform.db import db
 from mailer.platform.errors import UserError
 
@@ -34,34 +35,27 @@ def send_test(address: str, requested_by: str) -> bool:
     return True
 
 
-def _set_sending_flag(digest_id: int, **values: object) -> None:
-    with db.transaction():
-        changed = db.change(
-            update(Digest)
-            .where(
-                Digest.id == digest_id,
-                Digest.status == DigestStatus.SENDING,
-                Digest.cancelled_at.is_(None),
-            )
-            .values(**values)
-        )
-    if not changed:
+def _require(moved: bool) -> None:
+    if not moved:
         raise NotSending("This digest is not sending any more.")
 
 
 def pause_digest(digest_id: int) -> None:
     """No new batch starts; batches under way stop at their next flush, within a second."""
-    _set_sending_flag(digest_id, paused_at=utcnow())
+    with db.transaction():
+        _require(states.pause(digest_id))
 
 
 def resume_digest(digest_id: int) -> None:
-    _set_sending_flag(digest_id, paused_at=None, last_enqueued_at=utcnow())
+    with db.transaction():
+        _require(states.resume(digest_id))
     delivery.enqueue_batches(digest_id, delivery.count_owed(digest_id))
 
 
 def cancel_digest(digest_id: int) -> None:
     """Every row not yet sent is skipped; the digest ends once running batches stop."""
-    _set_sending_flag(digest_id, cancelled_at=utcnow(), paused_at=None)
+    with db.transaction():
+        _require(states.cancel(digest_id))
     delivery.skip_unsent(digest_id)
     delivery.finish_if_done(digest_id)
 
@@ -71,20 +65,14 @@ def retry_failed(digest_id: int) -> int:
     try:
         with db.transaction():
             digest = get_digest(digest_id)
-            if digest.status == DigestStatus.SENDING:
+            if digest.status in states.IN_FLIGHT:
                 raise AlreadySending("This digest is still sending.")
+            if digest.status == DigestStatus.CANCELLED:
+                raise NothingToSend("This digest was cancelled; it is not sent again.")
             retried = delivery.requeue_gave_up(digest_id)
             if not retried:
                 raise NothingToSend("No failed delivery of this digest is worth retrying.")
-            digest.status = DigestStatus.SENDING
-            # One digest of each frequency sends at a time, retries included.
-            digest.sending_slot = digest.frequency.sending_slot
-            digest.finished_at = None
-            # Counted live while it sends again; written anew when it finishes.
-            digest.sent_count = digest.failed_count = None
-            digest.unknown_count = digest.skipped_count = None
-            digest.last_enqueued_at = utcnow()
-            db.session.flush()
+            states.reopen(digest)
     except IntegrityError:
         raise AlreadySending("Another digest is being sent right now.") from None
     delivery.enqueue_batches(digest_id, retried)

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from mailer.content import articles
 from mailer.delivery.rows import status_counts
+from mailer.digests import states
 from mailer.digests.runs import get_digest
 from mailer.models import Article, DeliveryStatus, Digest, DigestStatus, utcnow
 from mailer.platform.db import db
@@ -48,7 +49,7 @@ def live_status_counts(digest_id: int) -> dict[DeliveryStatus, int]:
 def digest_progress(digest_id: int) -> dict[str, object]:
     """Status and counts of one digest, for the API and the editor's progress bar."""
     digest = get_digest(digest_id)
-    sending = digest.status == DigestStatus.SENDING
+    sending = digest.status in states.IN_FLIGHT
     counts = (
         final_counts(digest)
         if not sending and digest.sent_count is not None
@@ -58,12 +59,8 @@ def digest_progress(digest_id: int) -> dict[str, object]:
     end = digest.finished_at or utcnow()
     elapsed = max((end - digest.created_at).total_seconds(), 1e-6)
     status = digest.status.value
-    if digest.materialized_at is None and digest.status == DigestStatus.SENDING:
-        status = "preparing" if not sent else status  # rows still being made
-    if digest.cancelled_at:
-        status = "cancelled" if digest.status != DigestStatus.SENDING else "cancelling"
-    elif digest.paused_at and digest.status == DigestStatus.SENDING:
-        status = "paused"
+    if digest.status == DigestStatus.SENDING and digest.materialized_at is None and not sent:
+        status = "preparing"  # rows still being made, none sent yet
     return {
         "id": digest.id,
         "frequency": digest.frequency.value,
@@ -86,7 +83,7 @@ def digest_progress(digest_id: int) -> dict[str, object]:
         "messages_per_second": round(sent / elapsed, 1) if sent else 0.0,
         "hidden_from_archive": digest.hidden_from_archive,
         # Poll until this is true: "preparing" and "paused" come before the end, too.
-        "done": digest.status != DigestStatus.SENDING,
+        "done": not sending,
     }
 
 

@@ -13,6 +13,7 @@ from mailer.delivery.journal import Journal
 from mailer.delivery.materializer import enqueue_materialize
 from mailer.delivery.rows import count_owed, finish_if_done, live_claims
 from mailer.delivery.sender import enqueue_batches
+from mailer.digests import states
 from mailer.models import Delivery, DeliveryStatus, Digest, DigestStatus, SendClaim, utcnow
 from mailer.platform.db import db
 from mailer.platform.redis_client import redis_client
@@ -84,11 +85,12 @@ def recover_claim(claim_id: int, stale_before: datetime) -> bool:
 
 
 def _sending_digests() -> list[int]:
-    """Digests still sending and not paused by an editor."""
+    """Digests sending (not paused by an editor), or cancelled and still finishing."""
     return list(
         db.session.scalars(
+            # A cancelled one too: its batches under way end, and then it finishes.
             select(Digest.id).where(
-                Digest.status == DigestStatus.SENDING, Digest.paused_at.is_(None)
+                Digest.status.in_((DigestStatus.SENDING, DigestStatus.CANCELLING))
             )
         )
     )
@@ -99,7 +101,7 @@ def _resume_materializing(stale_before: datetime) -> int:
     stalled = list(
         db.session.scalars(
             select(Digest.id).where(
-                Digest.status == DigestStatus.SENDING,
+                Digest.status.in_(states.IN_FLIGHT),
                 Digest.materialized_at.is_(None),
                 (Digest.last_enqueued_at.is_(None)) | (Digest.last_enqueued_at < stale_before),
             )

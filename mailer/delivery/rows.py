@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Exists, case, exists, func, literal, select, update
+from sqlalchemy import ColumnElement, Exists, exists, func, literal, select, update
 
-from mailer.digests import segments
+from mailer.digests import segments, states
 from mailer.models import (
     ALL_SECTIONS_KEY,
     Delivery,
@@ -73,9 +73,10 @@ def materialize_chunk(digest_id: int) -> Chunk:
         )
         size = FIRST_CHUNK if start == 0 else MATERIALIZE_CHUNK
         end = start + size
-        done = digest.cancelled_at is not None or highest is None or end >= highest
+        cancelled = digest.status in (DigestStatus.CANCELLING, DigestStatus.CANCELLED)
+        done = cancelled or highest is None or end >= highest
         rows, first_id, nothing_new = 0, None, 0
-        if digest.cancelled_at is None and highest is not None and start < highest:
+        if not cancelled and highest is not None and start < highest:
             rows, first_id, nothing_new = _make_rows(digest, start, end)
         taken = db.change(
             update(Digest)
@@ -187,7 +188,8 @@ def count_owed(digest_id: int, *, due_now: bool = False) -> int:
 
 
 def finish_if_done(digest_id: int) -> bool:
-    """The digest: sending -> sent / sent_with_failures, once every row is made and none owed.
+    """The digest: in flight -> finished (digests.states.finish), once every row is made
+    and none is owed.
 
     One statement decides, so no row made or claimed meanwhile can be missed (a count
     first and an update after could see the rows before a materializer committed them
@@ -198,25 +200,10 @@ def finish_if_done(digest_id: int) -> bool:
         return exists().where(Delivery.digest_id == digest_id, Delivery.status.in_(statuses))
 
     with db.transaction():
-        finished = db.change(
-            update(Digest)
-            .where(
-                Digest.id == digest_id,
-                Digest.status == DigestStatus.SENDING,
-                Digest.materialized_at.is_not(None),
-                ~rows_of(*OWED),
-            )
-            .values(
-                status=case(
-                    (
-                        rows_of(DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN),
-                        DigestStatus.SENT_WITH_FAILURES.value,
-                    ),
-                    else_=DigestStatus.SENT.value,
-                ),
-                sending_slot=None,
-                finished_at=utcnow(),
-            )
+        finished = states.finish(
+            digest_id,
+            done=Digest.materialized_at.is_not(None) & ~rows_of(*OWED),
+            failures=rows_of(DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN),
         )
         if finished:
             # Nothing is owed any more, so these counts are final until an editor retries.

@@ -23,7 +23,6 @@ from mailer.platform.errors import NotFound
 PER_PAGE = 20
 ARCHIVED = (
     Digest.status.in_((DigestStatus.SENT, DigestStatus.SENT_WITH_FAILURES)),
-    Digest.cancelled_at.is_(None),
     Digest.hidden_from_archive.is_(False),
 )
 
