@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from mailer import delivery
-from mailer.content import article_queue, feeds
+from mailer.content import feeds, intake
 from mailer.delivery import confirmations, reconciler, welcomes
 from mailer.delivery import controls as digest_controls
 from mailer.digests import schedule as scheduler
@@ -64,9 +64,9 @@ def materialize_digest(digest_id: int) -> int:
     return delivery.materialize_digest(digest_id)
 
 
-@shared_task(name=jobs.PROCESS_ARTICLES, soft_time_limit=120, time_limit=150)
+@shared_task(name=jobs.PROCESS_ARTICLES, soft_time_limit=120, commits_per_step=True, time_limit=150)
 def process_articles() -> int:
-    return article_queue.drain(jobs.worker_name())
+    return intake.take_in_waiting()
 
 
 @shared_task(name=jobs.SCHEDULED_DIGEST)

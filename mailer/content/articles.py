@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from mailer import sections
-from mailer.content import article_queue
+from mailer.content import intake
 from mailer.content.summaries import MAX_HTML_DEPTH, html_depth
 from mailer.mail import slots
 from mailer.models import Article, Frequency, utcnow
@@ -216,8 +216,7 @@ def accept_article(article: ArticleInput, *, source: str) -> tuple[Article, bool
                 raise RuntimeError("an article's insert conflicted with no row")
             return existing, False
         row = session.get_one(Article, article_id)
-    # The intake's queue entry only once the row is visible to the worker reading it.
-    db.after_commit(lambda: article_queue.publish([article_id]))
+    intake.request_intake()  # queued once the row is committed, visible to the task
     return row, True
 
 

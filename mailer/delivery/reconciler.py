@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from mailer import delivery
-from mailer.content import article_queue
+from mailer.content import intake
 from mailer.delivery import confirmations, welcomes
 from mailer.platform import jobs, stack_settings
 
@@ -32,6 +32,6 @@ def reconcile() -> dict[str, int]:
     return {
         "confirmations": len(owed),
         "welcomes": len(welcomes_owed),
-        "articles_requeued": article_queue.requeue_lost(),
+        "articles_requeued": intake.requeue_lost(),
         **delivery.reconcile_digests(),
     }

@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer import sections
-from mailer.content import article_queue, articles
+from mailer.content import articles, intake
 from mailer.content import draft as editorial
 from mailer.digests import compose
 from mailer.mail import links
@@ -168,7 +168,7 @@ def _anyone_gets(chosen: list[Article], frequency: Frequency) -> bool:
 
 def _take_in_queued_articles() -> None:
     """Articles the intake worker has not reached yet still make this digest."""
-    article_queue.mark_ready(article_queue.not_ready_ids())
+    intake.mark_ready(intake.not_ready_ids())
 
 
 def _period_taken(period: str) -> bool:
