@@ -13,9 +13,7 @@ depends_on = None
 
 KEEP_IDS = {"sqlite_autoincrement": True}
 OLD = "status IN ('sending', 'sent', 'sent_with_failures')"
-NEW = (
-    "status IN ('sending', 'paused', 'cancelling', 'sent', 'sent_with_failures', 'cancelled')"
-)
+NEW = "status IN ('sending', 'paused', 'cancelling', 'sent', 'sent_with_failures', 'cancelled')"
 
 
 def upgrade() -> None:
