@@ -220,7 +220,7 @@ def subscribe():
 @bp.get("/confirm/<token>")
 def confirm(token: str):
     # GET never changes anything: mail scanners fetch every link.
-    subscriber = subscriptions.reader_of(tokens.read_confirm_token(token))
+    subscriber = subscriptions.signup_of(tokens.read_confirm_token(token))
     return render_template(
         "pages/confirm.html",
         subscriber=subscriber,
@@ -233,7 +233,7 @@ def confirm(token: str):
 
 @bp.post("/confirm/<token>")
 def confirm_post(token: str):
-    reader = subscriptions.reader_of(tokens.read_confirm_token(token))
+    reader = subscriptions.signup_of(tokens.read_confirm_token(token))
     outcome = subscriptions.confirm_subscription(reader.id)
     return render_template(
         "pages/confirmed.html", outcome=outcome.value, list_name=_settings().list_name
