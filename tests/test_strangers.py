@@ -237,7 +237,10 @@ def test_an_editor_lets_a_complainer_sign_up_again_and_they_still_confirm(app, c
     assert "Allow signups again" in page
     lifted = console.post(
         "/editor/subscribers/suppression/lift",
-        data={"csrf_token": csrf_token(console, "/editor/subscribers"), "email": "sorry@example.org"},
+        data={
+            "csrf_token": csrf_token(console, "/editor/subscribers"),
+            "email": "sorry@example.org",
+        },
         follow_redirects=True,
     )
     assert "may sign up again" in lifted.get_data(as_text=True)
