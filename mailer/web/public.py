@@ -128,6 +128,15 @@ def _cors_for_listed_sites(response: Response) -> Response:
     return response
 
 
+@bp.after_request
+def _token_pages_are_not_stored(response: Response) -> Response:
+    """A page at a token's URL (confirm, unsubscribe, resubscribe, preferences) shows the
+    reader's address and acts for them: no shared or browser cache may keep it."""
+    if request.view_args and "token" in request.view_args:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _signup_form(
     *,
     error: str | None = None,
