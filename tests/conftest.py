@@ -499,3 +499,16 @@ def isolated(environment, redis_server, tmp_path):
     yield factory
     for app in apps:
         app.extensions["mailer.platform.db"]["engine"].dispose()
+
+
+@pytest.fixture
+def quiet(app, isolated):
+    """An app and client on a broker no worker listens on, so queued tasks stay to be counted."""
+    import redis as redis_lib
+
+    quiet_app, _env = isolated()
+    broker = redis_lib.Redis.from_url(quiet_app.config["MAILER"].redis_url)
+    for key in [b"celery", *broker.scan_iter("mailer:*")]:
+        broker.delete(key)
+    broker.close()
+    return quiet_app, quiet_app.test_client()

@@ -133,3 +133,14 @@ def make_digest_here(app, monkeypatch, **options) -> int:
         digest_id = digests.create_digest(trigger=options.pop("trigger", "test"), **options)
         delivery.materialize_digest(digest_id)
     return digest_id
+
+
+def queued_tasks(app) -> list[str]:
+    """Names of the tasks waiting on the broker's default queue (kombu's JSON envelope)."""
+    import json
+
+    from mailer.platform.redis_client import redis_client
+
+    with app.app_context():
+        raw = redis_client().lrange("celery", 0, -1)
+    return [json.loads(message)["headers"]["task"] for message in raw]

@@ -25,6 +25,22 @@ def test_tokens_in_reader_links_are_redacted():
     assert redact("GET /editor/subscribers/5 HTTP/1.1") == "GET /editor/subscribers/5 HTTP/1.1"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/%70references/WzEsImFiYyJd.Xyz-_1",
+        "/PREFERENCES/WzEsImFiYyJd.Xyz-_1",
+        "/preferences%2FWzEsImFiYyJd.Xyz-_1",
+        "/%63%6F%6E%66%69%72%6D/WzEsImFiYyJd.Xyz-_1",
+        "%2funsubscribe%2fWzEsImFiYyJd.Xyz-_1",
+    ],
+)
+def test_tokens_in_percent_encoded_paths_are_redacted(path):
+    # The server decodes these before routing: each one reaches a token page.
+    redacted = redact(f"GET {path} HTTP/1.1")
+    assert "WzEsImFiYyJd" not in redacted and "[token]" in redacted
+
+
 def procfile_command(name: str) -> str:
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.startswith(f"{name}:"):

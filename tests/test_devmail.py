@@ -31,6 +31,18 @@ def test_caught_mail_is_listed_and_its_links_can_be_followed(app, tmp_path):
     assert client.get("/dev/mail/../../etc/passwd").status_code == 404
 
 
+def test_the_mail_pages_answer_only_a_loopback_host_name(app, tmp_path):
+    # DNS rebinding: evil.example resolved to 127.0.0.1 reaches the port with its own Host.
+    settings = dataclasses.replace(
+        app.config["MAILER"], env="development", mail_directory=str(tmp_path)
+    )
+    client = create_app(settings).test_client()
+    for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "localhost"):
+        assert client.get("/dev/mail/", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil"):
+        assert client.get("/dev/mail/", headers={"Host": host}).status_code == 404, host
+
+
 def test_the_catcher_keeps_every_mail_as_a_file(tmp_path):
     controller = Controller(SaveToDirectory(tmp_path), hostname="127.0.0.1", port=free_port())
     controller.start()

@@ -197,6 +197,25 @@ def test_deeply_nested_article_html_is_refused_before_the_sanitizer_sees_it(app,
     assert count(app, Article) == 0
 
 
+def test_self_closing_tags_count_as_the_parser_nests_them(app, client, api):
+    import time
+
+    from mailer.content.summaries import MAX_HTML_DEPTH, html_depth
+
+    assert html_depth("<br/><img src=x /><hr/>") == 0  # void: nothing opens
+    assert html_depth("<div/>" * (MAX_HTML_DEPTH + 1)) == MAX_HTML_DEPTH + 1
+    body = {
+        "title": "Flat?",
+        "url": "https://news.example.org/flat",
+        "body_html": "<div/>" * 80_000,
+    }
+    began = time.monotonic()
+    response = client.post("/api/articles", json=body, headers=api)
+    assert response.status_code == 400 and "deep" in response.get_json()["error"]
+    assert time.monotonic() - began < 2
+    assert count(app, Article) == 0
+
+
 def test_ordinary_html_with_many_paragraphs_is_not_deep():
     from mailer.content.summaries import MAX_HTML_DEPTH, html_depth, html_to_text
 

@@ -75,3 +75,28 @@ def test_a_link_with_someone_elses_key_is_refused(app, client):
         forged = make_unsubscribe_token(theirs, reader_link(app, mine)[1])
     assert client.post(f"/unsubscribe/{forged}").status_code == 404
     assert status_of(app, theirs) == SubscriberStatus.ACTIVE
+
+
+def test_token_pages_are_never_cached(app, client):
+    from mailer.mail.tokens import make_preferences_token
+
+    with app.app_context():
+        reader = Subscriber(email="c@example.org", email_key="c@example.org", status="pending")
+        db.session.add(reader)
+        db.session.commit()
+        ids = (reader.id, reader.link_key)
+        confirm, unsubscribe = make_confirm_token(*ids), make_unsubscribe_token(*ids)
+        preferences = make_preferences_token(*ids)
+    csrf = hidden_fields(client.get(f"/confirm/{confirm}").get_data(as_text=True))["csrf_token"]
+    answers = [
+        client.get(f"/confirm/{confirm}"),
+        client.post(f"/confirm/{confirm}", data={"csrf_token": csrf}),
+        client.get(f"/unsubscribe/{unsubscribe}"),
+        client.get(f"/preferences/{preferences}"),
+        client.post(f"/unsubscribe/{unsubscribe}", data={"List-Unsubscribe": "One-Click"}),
+        client.post(f"/resubscribe/{unsubscribe}", data={"csrf_token": csrf}),
+        client.get("/confirm/not-a-token"),  # the error page names no reader, but is a token URL
+    ]
+    for response in answers:
+        assert response.headers.get("Cache-Control") == "no-store", response.request.path
+    assert "no-store" not in client.get("/subscribe").headers.get("Cache-Control", "")

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 from sqlalchemy import select, update
 
 from mailer import delivery
-from mailer.models import Article, Digest, Subscriber, SubscriberStatus, utcnow
+from mailer.models import Article, Digest, DigestStatus, Subscriber, SubscriberStatus, utcnow
 from mailer.platform.db import db
 from tests.helpers import (
     add_article,
@@ -230,3 +230,25 @@ def test_the_reconciler_queues_owed_welcomes_a_bounded_number_at_a_time_oldest_f
         assert reconciler.reconcile()["welcomes"] == 2
     welcomes = [args[1] for args in queued if args[0] == jobs.SEND_WELCOME]
     assert welcomes == [ids["owed4@example.org"], ids["owed3@example.org"]]
+
+
+def test_characters_xml_forbids_leave_the_atom_feed_well_formed(app, client):
+    with app.app_context():
+        db.session.add(
+            Digest(
+                status=DigestStatus.SENT,
+                trigger="test",
+                article_watermark=0,
+                subject="Council \uffff votes\x0b today",
+                intro="Read \x01 on",
+                text_body="",
+                html_body="",
+                finished_at=utcnow(),
+            )
+        )
+        db.session.commit()
+    feed = client.get("/archive/feed.xml")
+    atom = ElementTree.fromstring(feed.data)  # noqa: S314 - our own feed
+    entry = atom.find("{http://www.w3.org/2005/Atom}entry")
+    assert entry.findtext("{http://www.w3.org/2005/Atom}title") == "Council  votes today"
+    assert entry.findtext("{http://www.w3.org/2005/Atom}summary") == "Read  on"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import func, select
 
 from mailer import create_app
@@ -16,7 +15,7 @@ from mailer.models import Subscriber, SubscriberStatus
 from mailer.platform.db import db
 from mailer.platform.settings import load_settings
 from tests.conftest import SECRET, free_port
-from tests.helpers import csrf_token, hidden_fields, signup
+from tests.helpers import csrf_token, hidden_fields, queued_tasks, signup
 
 VARYING_HEADERS = {"Date", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"}
 
@@ -240,30 +239,6 @@ def test_the_fast_unsubscribe_token_is_itsdangerous_own(app, settings_override):
             ).dumps([4711, "key-of-reader-4711"])
             assert token == reference
             assert read_unsubscribe_token(token) == ReaderLink(4711, "key-of-reader-4711")
-
-
-@pytest.fixture
-def quiet(app, isolated):
-    """An app and client on a broker no worker listens on, so queued tasks stay to be counted."""
-    import redis as redis_lib
-
-    quiet_app, _env = isolated()
-    broker = redis_lib.Redis.from_url(quiet_app.config["MAILER"].redis_url)
-    for key in [b"celery", *broker.scan_iter("mailer:*")]:
-        broker.delete(key)
-    broker.close()
-    return quiet_app, quiet_app.test_client()
-
-
-def queued_tasks(app) -> list[str]:
-    """Names of the tasks waiting on the broker's default queue (kombu's JSON envelope)."""
-    import json
-
-    from mailer.platform.redis_client import redis_client
-
-    with app.app_context():
-        raw = redis_client().lrange("celery", 0, -1)
-    return [json.loads(message)["headers"]["task"] for message in raw]
 
 
 def test_a_rush_of_signups_queues_one_drain_that_confirms_each_reader_once(quiet, outbox):

@@ -150,9 +150,10 @@ def _json_body(rng: random.Random, fields: dict[str, str]) -> bytes:
         return rng.choice([b"[1,2", b'{"a":', b"\xff\xfe", b"null", b"123", b'"text"'])
     return json.dumps(
         {
-            "title": "T",
+            # U+FFFF once made the Atom feed not well-formed; <div/> nests like <div>.
+            "title": rng.choice(["T", "T\uffff\x0b"]),
             "url": "https://news.example.org/" + str(rng.random()),
-            "body_html": "<div>" * rng.choice([10, 5000]),
+            "body_html": rng.choice(["<div>", "<div/>"]) * rng.choice([10, 5000]),
         }
     ).encode()
 
@@ -203,6 +204,9 @@ def cases(app, context: Context, *, seed: int, count: int) -> Iterator[Case]:
         rule, methods, converters = rng.choice(table)
         method = rng.choice(methods + (["PUT", "DELETE"] if rng.random() < 0.03 else []))
         path = _path(rng, rule, converters, context)
+        if rng.random() < 0.05 and len(path) > 1:
+            # /%70references/<token>: the same page, spelled so a log filter may miss it.
+            path = f"/%{ord(path[1]):02x}{path[2:]}"
         headers: dict[str, str] = {}
         body = b""
         if method != "GET":

@@ -12,6 +12,10 @@ A signup does not queue a task of its own: it asks for a drain (one Redis comman
 and a task only when none is queued), and the drain sends every confirmation
 requested in the last minutes, oldest first. Publishing a Celery task was an eighth
 of a signup's time; under a rush of signups one drain serves them all.
+
+Each mail takes a place in the hour's budget first (subscribers/confirmations.py).
+Over budget, the claim is given back and the mail stays owed: the drain stops, and the
+reconciler queues no more than the places the hour has left.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from mailer.models import Subscriber, SubscriberStatus, utcnow
 from mailer.platform import jobs
 from mailer.platform.db import db
 from mailer.platform.redis_client import redis_client
-from mailer.subscribers.confirmations import DRAIN_FLAG, request_sending
+from mailer.subscribers.confirmations import DRAIN_FLAG, request_sending, take_budget_place
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ NOTE_TTL = 7 * 86400
 DRAIN_BATCH = 100
 DRAIN_SECONDS = 50.0  # then a fresh task goes on, well inside the task's time limit
 RETRY_SECONDS = 30
+OVER_BUDGET = "over-budget"
 
 
 def _stale_before() -> datetime:
@@ -116,10 +121,13 @@ def send_recent_confirmations() -> int:
             last_id = subscriber_id
             handled += 1
             try:
-                send_confirmation(subscriber_id)
+                outcome = send_confirmation(subscriber_id)
             except TemporaryFailure:
                 # Its own task retries it with backoff; the drain goes on with the others.
                 jobs.enqueue_in(jobs.SEND_CONFIRMATION, RETRY_SECONDS, subscriber_id)
+                continue
+            if outcome == OVER_BUDGET:
+                return handled  # the rest stay owed: the reconciler's, as places free up
     request_sending()  # out of time with more to do: a fresh task goes on
     return handled
 
@@ -159,6 +167,9 @@ def send_confirmation(subscriber_id: int) -> str:
         subscriber = db.session.get(Subscriber, subscriber_id) if claimed else None
     if subscriber is None:
         return "not-owed"
+    if not take_budget_place():
+        _finish(subscriber_id, now, sent_at=None)  # still owed, free for a later task
+        return OVER_BUDGET
     requested_at = subscriber.confirmation_requested_at
     note = _Note(subscriber_id)
     if note.was_left():

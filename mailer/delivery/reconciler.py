@@ -8,6 +8,8 @@ from mailer import delivery
 from mailer.content import intake
 from mailer.delivery import confirmations, welcomes
 from mailer.platform import jobs, stack_settings
+from mailer.subscribers import confirmations as asking
+from mailer.subscribers import expiry
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,10 @@ REQUEUE_LIMIT = 500
 
 def reconcile() -> dict[str, int]:
     stack_settings.publish()  # renewed each minute while the stack runs
-    owed = confirmations.confirmations_owed(REQUEUE_LIMIT)
+    left = asking.budget_left()
+    # Over the hour's budget a queued task would only give its mail back.
+    limit = REQUEUE_LIMIT if left is None else min(left, REQUEUE_LIMIT)
+    owed = confirmations.confirmations_owed(limit)
     for subscriber_id in owed:
         jobs.enqueue(jobs.SEND_CONFIRMATION, subscriber_id)
     welcomes_owed = welcomes.welcomes_owed(REQUEUE_LIMIT)
@@ -33,5 +38,6 @@ def reconcile() -> dict[str, int]:
         "confirmations": len(owed),
         "welcomes": len(welcomes_owed),
         "articles_requeued": intake.requeue_lost(),
+        "pending_expired": expiry.expire_pending(),
         **delivery.reconcile_digests(),
     }

@@ -79,9 +79,10 @@ def _one_off(
 
 def confirmation(subscriber: Subscriber) -> OutgoingMail:
     settings = _settings()
+    # No name: anyone can type anyone's address and any words as the name, and the
+    # confirmation is the one mail that goes to an address nobody vouched for yet.
     rendered = render_email(
         "confirm",
-        name=subscriber.name,
         confirm_url=confirm_url(subscriber.id, subscriber.link_key),
         list_name=settings.list_name,
         max_age_days=settings.confirm_max_age_days,

@@ -109,6 +109,13 @@ class Settings:
     sections: tuple[tuple[str, str], ...] = ()
     # (section slug, feed URL): every article of that feed is filed under the section.
     feed_sections: tuple[tuple[str, str], ...] = ()
+    # --- strangers (issue 18, items 4 and 5): kept together for the pydantic move ---
+    # Confirmation mails per hour across the whole service; 0: no budget.
+    confirmations_per_hour: int = 500
+    # Pending readers are deleted this long after their last signup.
+    pending_expire_days: int = 14
+    # A reader bounced this recently gets no confirmation mail on a new signup.
+    bounce_quarantine_days: int = 30
 
     @property
     def smtp_transaction_seconds(self) -> int:
@@ -211,6 +218,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "MAILER_EMBED_ORIGINS": ("embed_origins", words),
     "MAILER_SECTIONS": ("sections", section_pairs),
     "MAILER_FEED_SECTIONS": ("feed_sections", feed_section_pairs),
+    # strangers (issue 18)
+    "MAILER_CONFIRMATIONS_PER_HOUR": ("confirmations_per_hour", whole_number),
+    "MAILER_PENDING_EXPIRE_DAYS": ("pending_expire_days", whole_number),
+    "MAILER_BOUNCE_QUARANTINE_DAYS": ("bounce_quarantine_days", whole_number),
 }
 
 
@@ -309,6 +320,20 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"MAILER_LOG_LEVEL must be one of {', '.join(LEVELS)}.")
     if settings.confirm_max_age_days < 1:
         raise ConfigError("MAILER_CONFIRM_MAX_AGE_DAYS must be at least 1.")
+    _validate_strangers(settings)
+
+
+def _validate_strangers(settings: Settings) -> None:
+    if settings.confirmations_per_hour < 0:
+        raise ConfigError("MAILER_CONFIRMATIONS_PER_HOUR must be 0 (no budget) or more.")
+    if settings.pending_expire_days < settings.confirm_max_age_days:
+        # Otherwise a link still within its days would find its reader gone.
+        raise ConfigError(
+            "MAILER_PENDING_EXPIRE_DAYS must be at least MAILER_CONFIRM_MAX_AGE_DAYS "
+            f"({settings.confirm_max_age_days})."
+        )
+    if settings.bounce_quarantine_days < 0:
+        raise ConfigError("MAILER_BOUNCE_QUARANTINE_DAYS must be 0 or more.")
 
 
 def _validate_claims(settings: Settings) -> None:

@@ -124,6 +124,19 @@ def suppressed(email_keys: list[str]) -> set[str]:
     return {by_hash[h] for h in found}
 
 
+def lift_suppression(email_key: str) -> bool:
+    """An editor lets a complainer or an erased reader sign up again (they asked the
+    publisher to). Nothing is sent: the reader signs up and confirms like anyone else."""
+    with db.transaction():
+        lifted = db.change(
+            delete(Suppression).where(Suppression.email_hash == address_hash(email_key))
+        )
+        db.change(
+            update(Subscriber).where(Subscriber.email_key == email_key).values(complained_at=None)
+        )
+    return bool(lifted)
+
+
 def export_rows() -> Iterator[list[str]]:
     """Every reader as a CSV row (the design's columns), streamed in id order."""
     yield EXPORT_COLUMNS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import cast
 
@@ -19,9 +19,9 @@ from mailer.mail.tokens import ReaderLink
 from mailer.models import Subscriber, SubscriberStatus, utcnow
 from mailer.platform import jobs
 from mailer.platform.db import db
-from mailer.platform.errors import NotFound
+from mailer.platform.errors import NotFound, UserError
 from mailer.sections import Choice
-from mailer.subscribers import confirmations
+from mailer.subscribers import confirmations, records
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,11 @@ def request_subscription(
     consent_text = current_app.config["MAILER"].consent_text
     session = db.session
     with db.transaction():
+        if records.suppressed([address.key]):
+            # A complainer or an erased reader: nothing stored, nothing sent, and the page
+            # the caller shows is the same. Only an editor lifts it (records.py).
+            log.info("signup of a suppressed address: no confirmation")
+            return
         # A new address is one statement; an existing one is left alone by the insert.
         now = utcnow()
         subscriber_id = session.scalar(
@@ -111,6 +116,8 @@ def _request_confirmation_again(
     if subscriber.status == SubscriberStatus.ACTIVE:
         return False
     now = utcnow()
+    if subscriber.status == SubscriberStatus.BOUNCED and _bounced_recently(subscriber, now):
+        return False  # a dead address: mailing it again hurts the whole list's standing
     # A conditional update, so two signups at once queue at most one mail.
     claimed = db.change(
         update(Subscriber)
@@ -134,6 +141,13 @@ def _request_confirmation_again(
         )
     )
     return claimed == 1
+
+
+def _bounced_recently(subscriber: Subscriber, now: datetime) -> bool:
+    """Within MAILER_BOUNCE_QUARANTINE_DAYS of its bounce; a bounce of unknown date is recent."""
+    days = current_app.config["MAILER"].bounce_quarantine_days
+    bounced_at = subscriber.bounced_at
+    return bounced_at is None or bounced_at > now - timedelta(days=days)
 
 
 def confirm_subscription(subscriber_id: int) -> ConfirmOutcome:
@@ -200,6 +214,24 @@ def reader_of(link: ReaderLink) -> Subscriber:
     if subscriber is not None and _link_is_theirs(subscriber, link):
         return subscriber
     raise NotFound("We could not find this subscription. It may have been deleted.")
+
+
+class SignupExpired(UserError):
+    status = 410
+    title = "This signup has expired"
+    offer_signup = True
+
+
+def signup_of(link: ReaderLink) -> Subscriber:
+    """The reader a confirmation link names. A row that is gone is, for such a link, a
+    signup nobody confirmed in time (expiry.py deletes those): the page says so."""
+    if db.session.get(Subscriber, link.subscriber_id) is None:
+        days = current_app.config["MAILER"].pending_expire_days
+        raise SignupExpired(
+            f"This signup was not confirmed within {days} days, so it expired and the "
+            "address was deleted. Nothing will be sent to it. To subscribe, sign up again."
+        )
+    return reader_of(link)
 
 
 def _link_is_theirs(subscriber: Subscriber, link: ReaderLink) -> bool:

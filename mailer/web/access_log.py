@@ -12,7 +12,21 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-TOKEN_IN_PATH = re.compile(r"(/(?:confirm|unsubscribe|resubscribe|preferences)/)[^/?#\s\"]+")
+TOKEN_PAGES = ("confirm", "unsubscribe", "resubscribe", "preferences")
+
+
+def _spelled_any_way(text: str) -> str:
+    # The server decodes the path before routing, so /%70references/<token> and
+    # /preferences%2F<token> reach the page as well: each character may come escaped.
+    return "".join(f"(?:{re.escape(c)}|%{ord(c):02x})" for c in text)
+
+
+SLASH = _spelled_any_way("/")
+TOKEN_IN_PATH = re.compile(
+    rf"({SLASH}(?:{'|'.join(_spelled_any_way(page) for page in TOKEN_PAGES)}){SLASH})"
+    r"[^/?#\s\"]+",
+    re.IGNORECASE,
+)
 REDACTED = r"\1[token]"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, current_app, render_template
 
 from mailer.digests import archive
@@ -29,6 +31,11 @@ def show(digest_id: int):
     return response
 
 
+# Characters XML 1.0 does not allow, even escaped (U+FFFF, most C0 controls): one of them
+# in a title or an introduction makes the whole feed not well-formed for every reader.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 @bp.get("/feed.xml")
 def feed():
     digests = archive.recent(20)
@@ -42,4 +49,4 @@ def feed():
         archive_url=external_url("archive.index"),
         settings=current_app.config["MAILER"],
     )
-    return Response(body, mimetype="application/atom+xml")
+    return Response(NOT_XML.sub("", body), mimetype="application/atom+xml")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
@@ -13,12 +14,17 @@ from mailer.web import framed_html
 bp = Blueprint("devmail", __name__, url_prefix="/dev/mail")
 NAME = re.compile(r"[0-9]+-[0-9a-f]{8}\.eml")
 LOOPBACK = {"127.0.0.1", "::1"}
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
 @bp.before_request
 def _this_machine_only() -> None:
     # Every caught mail holds working links: never served beyond the machine itself.
     if request.remote_addr not in LOOPBACK:
+        abort(404)
+    # A page of another site can make the browser ask for its own name, resolved to
+    # 127.0.0.1 (DNS rebinding), and read the answer: only loopback names are served.
+    if urlsplit(f"//{request.host}").hostname not in LOOPBACK_NAMES:
         abort(404)
 
 

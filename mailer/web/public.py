@@ -128,6 +128,15 @@ def _cors_for_listed_sites(response: Response) -> Response:
     return response
 
 
+@bp.after_request
+def _token_pages_are_not_stored(response: Response) -> Response:
+    """A page at a token's URL (confirm, unsubscribe, resubscribe, preferences) shows the
+    reader's address and acts for them: no shared or browser cache may keep it."""
+    if request.view_args and "token" in request.view_args:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _signup_form(
     *,
     error: str | None = None,
@@ -220,7 +229,7 @@ def subscribe():
 @bp.get("/confirm/<token>")
 def confirm(token: str):
     # GET never changes anything: mail scanners fetch every link.
-    subscriber = subscriptions.reader_of(tokens.read_confirm_token(token))
+    subscriber = subscriptions.signup_of(tokens.read_confirm_token(token))
     return render_template(
         "pages/confirm.html",
         subscriber=subscriber,
@@ -233,7 +242,7 @@ def confirm(token: str):
 
 @bp.post("/confirm/<token>")
 def confirm_post(token: str):
-    reader = subscriptions.reader_of(tokens.read_confirm_token(token))
+    reader = subscriptions.signup_of(tokens.read_confirm_token(token))
     outcome = subscriptions.confirm_subscription(reader.id)
     return render_template(
         "pages/confirmed.html", outcome=outcome.value, list_name=_settings().list_name

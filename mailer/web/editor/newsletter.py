@@ -20,6 +20,7 @@ from mailer.mail import addresses
 from mailer.models import ALL_SECTIONS_KEY, Frequency
 from mailer.platform import jobs
 from mailer.platform.errors import InvalidInput, UserError
+from mailer.subscribers import confirmations as asking
 from mailer.subscribers import records as readers
 from mailer.subscribers import subscriptions
 from mailer.web import charts, framed_html
@@ -41,6 +42,7 @@ def dashboard():
         chart=chart,
         last_bounces=readers.last_digest_bounces(),
         counts=subscriptions.count_by_status(),
+        budget_reached_at=asking.budget_reached_at(),
         choices=sections.reader_counts(),
         waiting=articles.waiting_articles(),
         recent=[delivery.digest_progress(d.id) for d in recent],

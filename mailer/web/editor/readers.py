@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 
+from mailer.mail.addresses import normalize_address
 from mailer.models import SubscriberStatus
 from mailer.platform.errors import InvalidInput
 from mailer.subscribers import csv_files as subscriber_csv
@@ -57,6 +58,21 @@ def subscriber_reactivate(subscriber_id: int):
     else:
         flash("Only a bounced reader can be re-activated.", "error")
     return redirect(url_for("editor.subscriber_page", subscriber_id=subscriber_id))
+
+
+@bp.post("/subscribers/suppression/lift")
+def suppression_lift():
+    # The one way back for a complainer or an erased reader: they asked the publisher.
+    address = normalize_address(request.form.get("email", ""), check_deliverability=False)
+    if readers.lift_suppression(address.key):
+        flash(
+            f"{address.email} may sign up again. Nothing was sent: they sign up and "
+            "confirm like anyone else.",
+            "ok",
+        )
+    else:
+        flash(f"{address.email} was not suppressed.", "error")
+    return redirect(url_for("editor.subscriber_list"))
 
 
 @bp.post("/subscribers/<int:subscriber_id>/erase")
