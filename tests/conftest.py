@@ -24,7 +24,6 @@ import pytest
 import redis
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, delete, text
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mailer import create_app, sections
 from mailer.models import Base
@@ -300,6 +299,38 @@ def app(environment: dict[str, str]):
     application.extensions["mailer.platform.db"]["engine"].dispose()
 
 
+SESSION_WORKERS: list[Worker] = []  # the `worker` fixture's, alive for the whole session
+
+
+def _quiesce(app) -> None:
+    """Before a test cleans up: no task of the previous test is queued, held for later
+    (a retry's countdown) or still running in the session's workers."""
+    celery = app.extensions["celery"]
+    celery.control.purge()
+    for worker in SESSION_WORKERS:
+        if worker.process is None:
+            continue
+        inspect = celery.control.inspect(destination=[worker.node], timeout=2, limit=1)
+        held = [
+            task["request"]["id"]
+            for tasks in (inspect.scheduled() or {}).values()
+            for task in tasks
+        ]
+        held += [task["id"] for tasks in (inspect.reserved() or {}).values() for task in tasks]
+        if held:
+            celery.control.revoke(held)
+        wait_until(
+            lambda: _idle(inspect.active()),  # noqa: B023 - used at once
+            timeout=30,
+            message="a task of the previous test was still running",
+        )
+
+
+def _idle(active: dict | None) -> bool:
+    """A worker's reply to `inspect active`: none at all is no proof that it is idle."""
+    return active is not None and not any(active.values())
+
+
 @pytest.fixture(autouse=True)
 def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     """A clean database and no rate-limit counters for every test that uses the app."""
@@ -307,27 +338,12 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     app = request.getfixturevalue("app")
-    # Tasks a previous test left queued must not run against this test's rows.
-    app.extensions["celery"].control.purge()
+    _quiesce(app)
     engine = app.extensions["mailer.platform.db"]["engine"]
-
-    def wipe() -> bool:
-        # A task of the previous test may still be finishing and insert a row
-        # between two deletes; then wipe again.
-        try:
-            with engine.begin() as connection:
-                for table in reversed(Base.metadata.sorted_tables):
-                    connection.execute(delete(table))
-        except IntegrityError:
-            return False
-        except OperationalError as exc:
-            # PostgreSQL may pick the wipe as a deadlock's victim against that task.
-            if "deadlock" not in str(exc).lower():
-                raise
-            return False
-        return True
-
-    wait_until(wipe, timeout=30, message="could not clean the database")
+    # Nothing of the previous test runs any more: one wipe, no retries.
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(delete(table))
     sections.forget()  # the sections a previous test's stack kept for a few seconds
     client = redis.Redis.from_url(app.config["MAILER"].redis_url)
     # Only mailer's own keys (queues, journals, counters, rate limits): flushing
@@ -468,7 +484,9 @@ def worker(app, environment: dict[str, str], tmp_path_factory: pytest.TempPathFa
     """Celery workers running for the whole session (per database)."""
     process = Worker(environment, tmp_path_factory.mktemp("worker") / "worker.log")
     process.start(app)
+    SESSION_WORKERS.append(process)
     yield process
+    SESSION_WORKERS.remove(process)
     # At the session's end nothing waits for the worker: a SIGKILL saves its 2 s shutdown.
     process.kill()
 
