@@ -524,3 +524,20 @@ def test_a_session_that_only_talks_is_cut_off(receiver):
         assert smtp.noop()[0] == 421
         with pytest.raises(smtplib.SMTPServerDisconnected):
             smtp.noop()
+
+
+def test_one_mail_adds_one_bounce_of_each_kind_however_often_it_comes_back(
+    app, outbox, receiver, monkeypatch
+):
+    reader, verp = one_sent_reader(app, outbox, monkeypatch, "replay")
+    for _ in range(3):
+        deliver(receiver, verp, sample("rfc3464_delayed.eml", verp=verp, reader=reader))
+    for _ in range(20):
+        deliver(receiver, verp, sample("gmail.eml", verp=verp, reader=reader))
+    repeat = app.test_cli_runner().invoke(
+        args=["process-bounce", "--recipient", verp],
+        input=sample("gmail.eml", verp=verp, reader=reader),
+    )
+    assert repeat.exit_code == 0 and repeat.output.strip() == "duplicate"
+    # A delay and then a failure are two facts about the mail; repeats of either are not.
+    assert sorted(bounce_kinds(app, reader)) == ["hard", "soft"]

@@ -282,7 +282,7 @@ def _unsubscribe_link(header: str) -> ReaderLink | None:
 def process(raw: bytes, recipients: Sequence[str | None] = (None,)) -> list[str]:
     """One bounce message, however it came in, for each address it came back to (None: the
     one its headers name). Returns what it did for each: "hard", "soft", "complaint",
-    "not-a-bounce" or "unknown" (no valid token: dropped).
+    "not-a-bounce", "unknown" (no valid token: dropped) or "duplicate" (already recorded).
 
     Raises Unreadable, before parsing, for a message too large or too complex to read.
     The message is parsed and classified once, however many recipients it has."""
@@ -302,15 +302,23 @@ def process(raw: bytes, recipients: Sequence[str | None] = (None,)) -> list[str]
             report, classified = classify(raw, message), True
         if report is None:
             outcomes.append("not-a-bounce")
-        else:
-            record(target, report)
+        elif record(target, report):
             outcomes.append(report.kind.value)
+        else:
+            outcomes.append("duplicate")
     return outcomes
 
 
-def record(target: Target, report: Report) -> None:
-    """Keeps the bounce and applies the policy to its one reader, in one transaction."""
+def record(target: Target, report: Report) -> bool:
+    """Keeps the bounce and applies the policy to its one reader, in one transaction.
+
+    One mail's token names one reader and can be replayed at will: a mail keeps at most
+    one bounce of each kind, so a repeat adds no row and changes nothing (False)."""
     with db.transaction():
+        _lock_reader(target.subscriber_id)
+        if _already_recorded(target, report.kind):
+            log.info("%s bounce for subscriber %s: a repeat", report.kind, target.subscriber_id)
+            return False
         db.session.add(
             Bounce(
                 subscriber_id=target.subscriber_id,
@@ -329,6 +337,31 @@ def record(target: Target, report: Report) -> None:
         elif target.delivery_id is not None and _soft_bounced_in_a_row(target.subscriber_id):
             _mark_bounced(target.subscriber_id)
     log.info("%s bounce for subscriber %s: %s", report.kind, target.subscriber_id, report.status)
+    return True
+
+
+def _lock_reader(subscriber_id: int) -> None:
+    """Makes concurrent bounces for one reader take turns, so the check for a repeat below
+    sees the other's row: a write takes the row lock on PostgreSQL and the one write lock on
+    SQLite (a SELECT ... FOR UPDATE would be no lock at all there)."""
+    db.change(
+        update(Subscriber).where(Subscriber.id == subscriber_id).values(status=Subscriber.status)
+    )
+
+
+def _already_recorded(target: Target, kind: BounceKind) -> bool:
+    # A confirmation's token (and a complaint found by its link) names the reader alone.
+    same_mail = (
+        Bounce.delivery_id == target.delivery_id
+        if target.delivery_id is not None
+        else Bounce.delivery_id.is_(None)
+    )
+    found = db.session.scalar(
+        select(Bounce.id)
+        .where(Bounce.subscriber_id == target.subscriber_id, same_mail, Bounce.kind == kind)
+        .limit(1)
+    )
+    return found is not None
 
 
 def record_refusal(
