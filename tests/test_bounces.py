@@ -484,6 +484,8 @@ def greeting(sock: socket.socket) -> bytes:
 def test_sessions_over_the_cap_of_one_address_are_refused(app, settings_override):
     settings_override(bounce_sessions_per_address=5)
     with running_receiver(app) as controller:
+        # The controller's own check that it serves (a connection at start) has ended.
+        wait_until(lambda: not controller.sessions, timeout=10, message="start-up session")
         sockets: list[socket.socket] = []
         try:
             for _ in range(300):
