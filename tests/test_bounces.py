@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from mailer import delivery
-from mailer.bounces.receiver import BounceHandler
+from mailer.bounces.receiver import BounceController
 from mailer.models import Bounce, BounceKind, Delivery, Subscriber, SubscriberStatus, Suppression
 from mailer.platform.db import db
 from mailer.subscribers.records import address_hash
 from tests.conftest import free_port
-from tests.helpers import add_article, add_readers, make_digest_here
+from tests.helpers import add_article, add_readers, make_digest_here, wait_until
 
 SAMPLES = Path(__file__).parent / "bounces"
 EXPECTED = {
@@ -58,16 +62,25 @@ def verp_of(outbox, address: str) -> str:
     return sender
 
 
+@contextmanager
+def running_receiver(app) -> Iterator[BounceController]:
+    """The real receiver, with the app's settings as they are now (caps included)."""
+    controller = BounceController(app, "127.0.0.1", free_port())
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
 @pytest.fixture
 def receiver(app):
-    controller = Controller(BounceHandler(app), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller
-    controller.stop()
+    with running_receiver(app) as controller:
+        yield controller
 
 
 def deliver(receiver, recipient: str, raw: bytes) -> None:
-    with smtplib.SMTP("127.0.0.1", receiver.port) as smtp:
+    with smtplib.SMTP("127.0.0.1", receiver.port, timeout=30) as smtp:
         smtp.sendmail("", [recipient], raw)
 
 
@@ -164,7 +177,9 @@ def test_a_database_that_does_not_answer_makes_the_mta_retry(app, environment, t
     assert result.exit_code == 75
 
 
-def test_tampered_and_foreign_tokens_change_nothing(app, outbox, receiver, monkeypatch):
+def test_tampered_and_foreign_tokens_are_refused_at_rcpt_and_change_nothing(
+    app, outbox, receiver, monkeypatch
+):
     from mailer.mail.verp import MailKind, MailRef, envelope_sender
     from mailer.platform.settings import load_settings
 
@@ -183,8 +198,14 @@ def test_tampered_and_foreign_tokens_change_nothing(app, outbox, receiver, monke
     with app.app_context():
         delivery_id = db.session.scalar(select(Delivery.id))
     foreign = envelope_sender(MailRef(MailKind.DELIVERY, delivery_id), other_secret)
-    for address in (tampered, foreign, "bounces@news.example.org"):
-        deliver(receiver, address, sample("gmail.eml", verp=address, reader=reader))
+    for address in (tampered, foreign):
+        # Refused at RCPT, from the envelope alone: the body is never sent, let alone read.
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            deliver(receiver, address, sample("gmail.eml", verp=address, reader=reader))
+        assert refused.value.recipients[address][0] == 550
+    # The bare address (feedback loops) takes mail; a token only in the body counts for nothing.
+    bare = "bounces@news.example.org"
+    deliver(receiver, bare, sample("gmail.eml", verp=tampered, reader=reader))
     assert status_of(app, reader) == SubscriberStatus.ACTIVE
     assert bounce_kinds(app, reader) == []
 
@@ -297,3 +318,228 @@ def test_the_console_shows_bounces_and_an_editor_can_reactivate(
     assert status_of(app, hard) == SubscriberStatus.ACTIVE
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Bounce)) == 2  # history kept
+
+
+# --- hostile clients (issue 18): each costs the receiver little, and changes nothing ----
+
+
+# How aiosmtpd answers an exception it was left with: "500 Error: (RecursionError) ...".
+RAISED = re.compile(rb"\(\w*(Error|Exception)\)")
+
+
+def deep_mime(levels: int) -> bytes:
+    """A message of `levels` multiparts, each inside the last."""
+    opening = b"".join(
+        b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (n - 1, n)
+        for n in range(1, levels)
+    )
+    closing = b"".join(b"\r\n--b%d--\r\n" % n for n in reversed(range(levels)))
+    return (
+        b"From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n"
+        + opening
+        + b"--b%d\r\nContent-Type: text/plain\r\n\r\n550 5.1.1 User unknown\r\n" % (levels - 1)
+        + closing
+    )
+
+
+def many_parts(count: int) -> bytes:
+    return (
+        b"From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        + b"--b\r\n\r\n" * count
+        + b"--b--\r\n"
+    )
+
+
+def padded(raw: bytes, size: int, width: int = 76) -> bytes:
+    """A bounce grown to `size` bytes by its returned message, in lines of `width`."""
+    line = b"x" * width + b"\r\n"
+    return raw + line * ((size - len(raw)) // len(line))
+
+
+def one_sent_reader(app, outbox, monkeypatch, prefix: str) -> tuple[str, str]:
+    [reader] = add_readers(app, prefix, 1)
+    add_article(app, prefix, f"https://news.example.org/{prefix}")
+    send_digest_here(app, monkeypatch)
+    return reader, verp_of(outbox, reader)
+
+
+def bounce_rows(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Bounce))
+
+
+def forged_verp(n: int) -> str:
+    return f"bounces+{'a' * 20}{n:06d}@news.example.org"
+
+
+def test_a_hundred_recipients_of_a_megabyte_message_are_read_once(
+    app, outbox, receiver, monkeypatch
+):
+    reader, verp = one_sent_reader(app, outbox, monkeypatch, "hundred")
+    # A plain-text bounce (flufl.bounce's detectors read it line by line) of short lines.
+    raw = padded(sample("exim.eml", verp=verp, reader=reader), 1024 * 1024, width=18)
+    # One real token (any reader finds their own in Return-Path) said 50 times, in two
+    # cases, and 50 forged ones. Before, each was accepted and the megabyte read again for
+    # each: minutes of CPU.
+    recipients = [verp.upper() if n % 2 else verp for n in range(50)]
+    recipients += [forged_verp(n) for n in range(50)]
+    started = time.monotonic()
+    with smtplib.SMTP("127.0.0.1", receiver.port, timeout=60) as smtp:
+        refused = smtp.sendmail("", recipients, raw)
+    elapsed = time.monotonic() - started
+    assert elapsed < 5, f"took {elapsed:.1f} s"
+    assert {address for address, (code, _) in refused.items() if code == 550} == set(
+        recipients[50:]
+    )
+    assert bounce_kinds(app, reader) == ["hard"]
+    assert status_of(app, reader) == SubscriberStatus.BOUNCED
+
+
+def test_recipients_are_capped_per_message(app, receiver):
+    from mailer.mail.verp import MailKind, MailRef, envelope_sender
+
+    with app.app_context():
+        # Valid tokens, as a stranger could not make them: the cap holds even for those.
+        addresses = [envelope_sender(MailRef(MailKind.DELIVERY, 1000 + n)) for n in range(25)]
+    with smtplib.SMTP("127.0.0.1", receiver.port, timeout=30) as smtp:
+        smtp.ehlo()
+        smtp.mail("")
+        codes = [smtp.rcpt(address)[0] for address in addresses]
+    assert codes == [250] * 20 + [452] * 5  # RFC 5321: the client sends the rest later
+
+
+@pytest.mark.parametrize(
+    ("shape", "raw"),
+    [
+        ("200,000 empty MIME parts", many_parts(200_000)),
+        ("MIME nested 3,000 deep", deep_mime(3_000)),
+        ("3 MB", padded(b"From: MAILER-DAEMON@mx.example.net\r\n\r\n", 3 * 1024 * 1024)),
+    ],
+)
+def test_a_message_too_large_or_too_complex_is_refused_quickly(
+    app, outbox, receiver, monkeypatch, shape, raw
+):
+    reader, verp = one_sent_reader(app, outbox, monkeypatch, "complex")
+    started = time.monotonic()
+    with (
+        smtplib.SMTP("127.0.0.1", receiver.port, timeout=60) as smtp,
+        # Over the size it says in MAIL FROM, it is refused there (SIZE, RFC 1870).
+        pytest.raises((smtplib.SMTPDataError, smtplib.SMTPSenderRefused)) as refused,
+    ):
+        smtp.sendmail("", [verp], raw)
+    elapsed = time.monotonic() - started
+    assert refused.value.smtp_code in {552, 554}, refused.value
+    assert not RAISED.search(refused.value.smtp_error), refused.value
+    assert elapsed < 5, f"{shape} took {elapsed:.1f} s"
+    assert bounce_rows(app) == 0
+    assert status_of(app, reader) == SubscriberStatus.ACTIVE
+
+
+def test_process_bounce_drops_mime_nested_3000_deep_and_exits_0(app, outbox, monkeypatch):
+    reader, verp = one_sent_reader(app, outbox, monkeypatch, "pipe")
+    result = app.test_cli_runner().invoke(
+        args=["process-bounce", "--recipient", verp], input=deep_mime(3_000)
+    )
+    # 0, not 1 (a permanent failure, for which Postfix would mail a notice to the sender),
+    # nor 75 (retried for days): dropped, said once on standard error.
+    assert result.exit_code == 0, result.output
+    assert "dropped" in result.stderr and "MAILER_BOUNCE_MAX_DEPTH" in result.stderr
+    assert bounce_rows(app) == 0
+    assert status_of(app, reader) == SubscriberStatus.ACTIVE
+
+
+def test_an_error_inside_handling_is_answered_without_its_text(
+    app, outbox, monkeypatch, settings_override, caplog
+):
+    _reader, verp = one_sent_reader(app, outbox, monkeypatch, "failing")
+    # With its guards lifted the parser itself fails (Python's recursion limit): a failure
+    # of ours, whatever its cause, that must be logged and answered in general terms.
+    settings_override(bounce_max_depth=10_000, bounce_max_parts=10_000)
+    with (
+        running_receiver(app) as controller,
+        smtplib.SMTP("127.0.0.1", controller.port, timeout=60) as smtp,
+        pytest.raises(smtplib.SMTPDataError) as failed,
+    ):
+        smtp.sendmail("", [verp], deep_mime(3_000))
+    assert failed.value.smtp_code == 451  # the sender keeps it and tries again
+    assert not RAISED.search(failed.value.smtp_error), failed.value
+    assert b"recursion" not in failed.value.smtp_error.lower()
+    assert any(
+        record.exc_info and record.exc_info[0] is RecursionError for record in caplog.records
+    )
+    pipe = app.test_cli_runner().invoke(
+        args=["process-bounce", "--recipient", verp], input=deep_mime(3_000)
+    )
+    assert pipe.exit_code == 75, pipe.output  # EX_TEMPFAIL: the MTA keeps it
+    assert "ecursion" not in pipe.output
+    assert bounce_rows(app) == 0
+
+
+def greeting(sock: socket.socket) -> bytes:
+    return sock.makefile("rb").readline()
+
+
+def test_sessions_over_the_cap_of_one_address_are_refused(app, settings_override):
+    settings_override(bounce_sessions_per_address=5)
+    with running_receiver(app) as controller:
+        # The controller's own check that it serves (a connection at start) has ended.
+        wait_until(lambda: not controller.sessions, timeout=10, message="start-up session")
+        sockets: list[socket.socket] = []
+        try:
+            for _ in range(300):
+                sockets.append(socket.create_connection(("127.0.0.1", controller.port), 10))
+            replies = [greeting(sock)[:3] for sock in sockets]
+            assert replies.count(b"220") == 5
+            assert replies.count(b"421") == 295
+        finally:
+            for sock in sockets:
+                sock.close()
+        # Once they are gone, their places are free again.
+        wait_until(lambda: not controller.sessions, timeout=10, message="sessions not freed")
+        with smtplib.SMTP("127.0.0.1", controller.port, timeout=10) as smtp:
+            assert smtp.noop()[0] == 250
+
+
+def test_idle_sessions_time_out(app, settings_override):
+    settings_override(bounce_session_timeout=1)
+    with running_receiver(app) as controller:
+        sockets = [socket.create_connection(("127.0.0.1", controller.port), 10) for _ in range(5)]
+        try:
+            assert [greeting(sock)[:3] for sock in sockets] == [b"220"] * 5
+            # They say nothing more: the server ends each after its timeout, well before
+            # the test's own deadline.
+            deadline = time.monotonic() + 10
+            for sock in sockets:
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                assert sock.recv(1024) == b""
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+def test_a_session_that_only_talks_is_cut_off(receiver):
+    with smtplib.SMTP("127.0.0.1", receiver.port, timeout=30) as smtp:
+        replies = [smtp.noop()[0] for _ in range(10)]
+        assert replies == [250] * 10
+        assert smtp.noop()[0] == 421
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            smtp.noop()
+
+
+def test_one_mail_adds_one_bounce_of_each_kind_however_often_it_comes_back(
+    app, outbox, receiver, monkeypatch
+):
+    reader, verp = one_sent_reader(app, outbox, monkeypatch, "replay")
+    for _ in range(3):
+        deliver(receiver, verp, sample("rfc3464_delayed.eml", verp=verp, reader=reader))
+    for _ in range(20):
+        deliver(receiver, verp, sample("gmail.eml", verp=verp, reader=reader))
+    repeat = app.test_cli_runner().invoke(
+        args=["process-bounce", "--recipient", verp],
+        input=sample("gmail.eml", verp=verp, reader=reader),
+    )
+    assert repeat.exit_code == 0 and repeat.output.strip() == "duplicate"
+    # A delay and then a failure are two facts about the mail; repeats of either are not.
+    assert sorted(bounce_kinds(app, reader)) == ["hard", "soft"]

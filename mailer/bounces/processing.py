@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
@@ -45,6 +46,20 @@ log = logging.getLogger(__name__)
 ENHANCED_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 BASIC_REPLY = re.compile(r"\b([45])\d\d\b[ :-]")
 TEXT_LIMIT = 1000
+# flufl.bounce's detectors read every line with several patterns (a megabyte of short lines
+# took it 4 s); every format puts its diagnostic at the top, and Postfix returns only the
+# first 50 KB of the original anyway.
+DETECTOR_BYTES = 64 * 1024
+# A delivery-status part has one block per recipient: a bounce of one mail has a few.
+MAX_STATUS_BLOCKS = 100
+# What can open a nested level: a multipart or message/* type, wherever it is declared.
+CONTAINER = re.compile(rb"(?:multipart|message)\s*/", re.IGNORECASE)
+# Every MIME part starts after a line like this: a cheap upper bound on their number.
+DELIMITER_LINE = re.compile(rb"^--", re.MULTILINE)
+
+
+class Unreadable(Exception):
+    """A message too large or too complex to read: dropped, and not worth a retry."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,20 @@ class Target:
 # --- reading a bounce message -------------------------------------------------
 
 
+def check_shape(raw: bytes) -> None:
+    """Refuses, before the parser sees it, a message whose parse would cost minutes or
+    overflow the parser's recursion: the counts are upper bounds read from the raw bytes."""
+    settings = current_app.config["MAILER"]
+    if len(raw) > settings.bounce_max_bytes:
+        raise Unreadable(f"{len(raw)} bytes, over MAILER_BOUNCE_MAX_BYTES")
+    containers = len(CONTAINER.findall(raw))
+    if containers > settings.bounce_max_depth:
+        raise Unreadable(f"{containers} nested types, over MAILER_BOUNCE_MAX_DEPTH")
+    parts = len(DELIMITER_LINE.findall(raw))
+    if parts > settings.bounce_max_parts:
+        raise Unreadable(f"{parts} MIME parts, over MAILER_BOUNCE_MAX_PARTS")
+
+
 def parse(raw: bytes) -> EmailMessage:
     message = message_from_bytes(raw, policy=policy.default)
     assert isinstance(message, EmailMessage)  # policy.default makes EmailMessages
@@ -81,7 +110,8 @@ def classify(raw: bytes, message: Message) -> Report | None:
     if _report_type(message) == "delivery-status":
         return _dsn(message)
     # flufl.bounce's detectors know the formats of the wild; they read compat32 messages.
-    temporary, permanent = all_failures(message_from_bytes(raw, policy=policy.compat32))
+    top = message_from_bytes(raw[:DETECTOR_BYTES], policy=policy.compat32)
+    temporary, permanent = all_failures(top)
     if not (temporary or permanent):
         return None
     kind = BounceKind.HARD if permanent else BounceKind.SOFT
@@ -117,17 +147,18 @@ def _dsn(message: Message) -> Report | None:
     return None
 
 
-def _status_blocks(part: Message) -> list[Message]:
-    """The header blocks of a delivery-status part (per-message first, then per recipient)."""
+def _status_blocks(part: Message) -> Iterator[Message]:
+    """The header blocks of a delivery-status part (per-message first, then per recipient),
+    the first MAX_STATUS_BLOCKS only, each parsed when it is reached."""
     payload = part.get_payload()
     if isinstance(payload, list):
-        return [block for block in payload if isinstance(block, Message)]
+        yield from (block for block in payload[:MAX_STATUS_BLOCKS] if isinstance(block, Message))
+        return
     text = payload if isinstance(payload, str) else ""
-    return [
-        message_from_bytes(chunk.encode("utf-8", "replace"), policy=policy.default)
-        for chunk in re.split(r"\r?\n\r?\n", text)
-        if chunk.strip()
-    ]
+    chunks = re.split(r"\r?\n\r?\n", text, maxsplit=MAX_STATUS_BLOCKS)[:MAX_STATUS_BLOCKS]
+    for chunk in chunks:
+        if chunk.strip():
+            yield message_from_bytes(chunk.encode("utf-8", "replace"), policy=policy.default)
 
 
 def _complaint(message: Message) -> Report:
@@ -172,15 +203,22 @@ def _first_error_line(text: str) -> str:
 # --- whom a bounce names ------------------------------------------------------
 
 
-def target_of(message: Message, recipient: str | None) -> Target | None:
-    """The reader a bounce is about: from the VERP address it was sent to; for a complaint
-    also from the returned mail's Return-Path or its List-Unsubscribe link."""
-    addresses = [recipient] if recipient else []
-    addresses += [
+def header_addresses(message: Message) -> list[str]:
+    """The addresses the bounce's own headers say it was delivered to."""
+    return [
         str(value)
         for name in ("Delivered-To", "X-Original-To", "Envelope-To", "To")
         for value in message.get_all(name, [])
     ]
+
+
+def target_of(
+    message: Message, recipient: str | None, headers: list[str] | None = None
+) -> Target | None:
+    """The reader a bounce is about: from the VERP address it was sent to; for a complaint
+    also from the returned mail's Return-Path or its List-Unsubscribe link."""
+    addresses = [recipient] if recipient else []
+    addresses += header_addresses(message) if headers is None else headers
     for address in addresses:
         ref = verp.ref_of_address(address)
         if ref is not None:
@@ -241,24 +279,46 @@ def _unsubscribe_link(header: str) -> ReaderLink | None:
 # --- what a bounce does -------------------------------------------------------
 
 
-def process(raw: bytes, recipient: str | None = None) -> str:
-    """One bounce message, however it came in. Returns what it did:
-    "hard", "soft", "complaint", "not-a-bounce" or "unknown" (no valid token: dropped)."""
+def process(raw: bytes, recipients: Sequence[str | None] = (None,)) -> list[str]:
+    """One bounce message, however it came in, for each address it came back to (None: the
+    one its headers name). Returns what it did for each: "hard", "soft", "complaint",
+    "not-a-bounce", "unknown" (no valid token: dropped) or "duplicate" (already recorded).
+
+    Raises Unreadable, before parsing, for a message too large or too complex to read.
+    The message is parsed and classified once, however many recipients it has."""
+    check_shape(raw)
     message = parse(raw)
-    target = target_of(message, recipient)
-    if target is None:
-        log.warning("bounce for %r with no valid token: dropped", recipient)
-        return "unknown"
-    report = classify(raw, message)
-    if report is None:
-        return "not-a-bounce"
-    record(target, report)
-    return report.kind.value
+    headers = header_addresses(message)
+    report: Report | None = None
+    classified = False
+    outcomes = []
+    for recipient in recipients:
+        target = target_of(message, recipient, headers)
+        if target is None:
+            log.warning("bounce for %r with no valid token: dropped", recipient)
+            outcomes.append("unknown")
+            continue
+        if not classified:
+            report, classified = classify(raw, message), True
+        if report is None:
+            outcomes.append("not-a-bounce")
+        elif record(target, report):
+            outcomes.append(report.kind.value)
+        else:
+            outcomes.append("duplicate")
+    return outcomes
 
 
-def record(target: Target, report: Report) -> None:
-    """Keeps the bounce and applies the policy to its one reader, in one transaction."""
+def record(target: Target, report: Report) -> bool:
+    """Keeps the bounce and applies the policy to its one reader, in one transaction.
+
+    One mail's token names one reader and can be replayed at will: a mail keeps at most
+    one bounce of each kind, so a repeat adds no row and changes nothing (False)."""
     with db.transaction():
+        _lock_reader(target.subscriber_id)
+        if _already_recorded(target, report.kind):
+            log.info("%s bounce for subscriber %s: a repeat", report.kind, target.subscriber_id)
+            return False
         db.session.add(
             Bounce(
                 subscriber_id=target.subscriber_id,
@@ -277,6 +337,31 @@ def record(target: Target, report: Report) -> None:
         elif target.delivery_id is not None and _soft_bounced_in_a_row(target.subscriber_id):
             _mark_bounced(target.subscriber_id)
     log.info("%s bounce for subscriber %s: %s", report.kind, target.subscriber_id, report.status)
+    return True
+
+
+def _lock_reader(subscriber_id: int) -> None:
+    """Makes concurrent bounces for one reader take turns, so the check for a repeat below
+    sees the other's row: a write takes the row lock on PostgreSQL and the one write lock on
+    SQLite (a SELECT ... FOR UPDATE would be no lock at all there)."""
+    db.change(
+        update(Subscriber).where(Subscriber.id == subscriber_id).values(status=Subscriber.status)
+    )
+
+
+def _already_recorded(target: Target, kind: BounceKind) -> bool:
+    # A confirmation's token (and a complaint found by its link) names the reader alone.
+    same_mail = (
+        Bounce.delivery_id == target.delivery_id
+        if target.delivery_id is not None
+        else Bounce.delivery_id.is_(None)
+    )
+    found = db.session.scalar(
+        select(Bounce.id)
+        .where(Bounce.subscriber_id == target.subscriber_id, same_mail, Bounce.kind == kind)
+        .limit(1)
+    )
+    return found is not None
 
 
 def record_refusal(

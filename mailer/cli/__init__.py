@@ -190,21 +190,30 @@ def register_commands(app: Flask) -> None:
     def process_bounce(recipient: str | None) -> None:
         """Record one bounce read from standard input (for a Postfix pipe or a mail filter).
 
-        Exits 0 when the message was handled or ignored, 75 (EX_TEMPFAIL) when it could
-        not be recorded now, so the MTA keeps it and tries again.
+        Exits 0 when the message was handled, ignored or dropped as unreadable, 75
+        (EX_TEMPFAIL) when it could not be recorded now, so the MTA keeps it and tries again.
         """
-        from sqlalchemy.exc import SQLAlchemyError
+        import logging
 
-        from mailer.bounces.processing import process
+        from mailer.bounces.processing import Unreadable, process
 
-        raw = sys.stdin.buffer.read(10 * 1024 * 1024 + 1)
-        if len(raw) > 10 * 1024 * 1024:
-            click.echo("ignored: larger than 10 MB", err=True)
-            return
+        log = logging.getLogger("mailer.bounces")
+        limit = current_app.config["MAILER"].bounce_max_bytes
+        raw = sys.stdin.buffer.read(limit + 1)
         try:
-            outcome = process(raw, recipient)
-        except SQLAlchemyError as exc:
-            click.echo(f"temporary failure, try again: {exc}", err=True)
+            [outcome] = process(raw, [recipient])
+        except Unreadable as refused:
+            # Exit 0, not EX_DATAERR: any status but 0 and 75 makes Postfix mail a notice to
+            # the envelope sender, for junk a forged one (backscatter to a stranger), for a
+            # real bounce the postmaster (a double bounce). Dropped: nothing retried or mailed.
+            log.warning("bounce dropped: %s", refused)
+            click.echo(f"dropped: {refused}", err=True)
+            return
+        except Exception:
+            # A failure of ours (the database, a bug) must not lose the bounce: EX_TEMPFAIL
+            # keeps it in the MTA's queue. Its details go to the log, not to the MTA.
+            log.exception("bounce not recorded, the MTA will retry")
+            click.echo("temporary failure, try again", err=True)
             sys.exit(75)
         click.echo(outcome)
 

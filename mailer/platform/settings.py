@@ -116,6 +116,14 @@ class Settings:
     pending_expire_days: int = 14
     # A reader bounced this recently gets no confirmation mail on a new signup.
     bounce_quarantine_days: int = 30
+    # --- The bounce receiver's caps (`mailer receive-bounces`, `mailer process-bounce`) ---
+    # What one client can make the receiver hold or read; a real bounce is far below each.
+    bounce_max_bytes: int = 2 * 1024 * 1024
+    bounce_max_recipients: int = 20
+    bounce_max_parts: int = 500
+    bounce_max_depth: int = 20
+    bounce_sessions_per_address: int = 20
+    bounce_session_timeout: int = 60  # seconds between commands, and for a whole DATA
 
     @property
     def smtp_transaction_seconds(self) -> int:
@@ -222,6 +230,13 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "MAILER_CONFIRMATIONS_PER_HOUR": ("confirmations_per_hour", whole_number),
     "MAILER_PENDING_EXPIRE_DAYS": ("pending_expire_days", whole_number),
     "MAILER_BOUNCE_QUARANTINE_DAYS": ("bounce_quarantine_days", whole_number),
+    # The bounce receiver's caps.
+    "MAILER_BOUNCE_MAX_BYTES": ("bounce_max_bytes", whole_number),
+    "MAILER_BOUNCE_MAX_RECIPIENTS": ("bounce_max_recipients", whole_number),
+    "MAILER_BOUNCE_MAX_PARTS": ("bounce_max_parts", whole_number),
+    "MAILER_BOUNCE_MAX_DEPTH": ("bounce_max_depth", whole_number),
+    "MAILER_BOUNCE_SESSIONS_PER_ADDRESS": ("bounce_sessions_per_address", whole_number),
+    "MAILER_BOUNCE_SESSION_TIMEOUT": ("bounce_session_timeout", whole_number),
 }
 
 
@@ -315,6 +330,7 @@ def validate(settings: Settings) -> None:
     except ScheduleError as exc:
         raise ConfigError(f"MAILER_WEEKLY_SCHEDULE: {exc}") from None
     _validate_deliverability(settings)
+    _validate_bounce_caps(settings)
     _validate_publisher(settings)
     if settings.log_level not in LEVELS:
         raise ConfigError(f"MAILER_LOG_LEVEL must be one of {', '.join(LEVELS)}.")
@@ -381,6 +397,23 @@ def _validate_deliverability(settings: Settings) -> None:
         r"[A-Za-z0-9]{5,15}", settings.feedback_sender_id
     ):
         raise ConfigError("MAILER_FEEDBACK_SENDER_ID must be 5 to 15 letters or digits.")
+
+
+def _validate_bounce_caps(settings: Settings) -> None:
+    caps = {
+        "MAILER_BOUNCE_MAX_BYTES": settings.bounce_max_bytes,
+        "MAILER_BOUNCE_MAX_RECIPIENTS": settings.bounce_max_recipients,
+        "MAILER_BOUNCE_MAX_PARTS": settings.bounce_max_parts,
+        "MAILER_BOUNCE_MAX_DEPTH": settings.bounce_max_depth,
+        "MAILER_BOUNCE_SESSIONS_PER_ADDRESS": settings.bounce_sessions_per_address,
+        "MAILER_BOUNCE_SESSION_TIMEOUT": settings.bounce_session_timeout,
+    }
+    for name, value in caps.items():
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1.")
+    # Python's email parser recurses once per level and stops near 1,000 levels.
+    if settings.bounce_max_depth > 200:
+        raise ConfigError("MAILER_BOUNCE_MAX_DEPTH must be at most 200.")
 
 
 def origin_of(url: str) -> str | None:
