@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import smtplib
+import socket
+import subprocess
+import sys
 import typing
 
 import annotated_types
@@ -9,6 +14,8 @@ import pytest
 from pydantic import ValidationError
 
 from mailer.platform.settings import VARIABLES, ConfigError, Settings, load_settings, variable_of
+from tests.conftest import ROOT, free_port
+from tests.helpers import wait_until
 
 SECRET = "a-long-enough-secret-key"
 
@@ -169,3 +176,64 @@ def test_a_given_environment_is_the_whole_environment(monkeypatch):
     monkeypatch.setenv("MAILER_LIST_NAME", "From the shell")
     settings = load_settings(environ={"MAILER_SECRET_KEY": SECRET})
     assert settings.smtp_port == 8025 and settings.list_name == "The Newsletter"
+
+
+# --- the Procfile's processes take their values from the same settings -----------------
+
+
+def _run_python(code: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    env.update({"MAILER_SECRET_KEY": SECRET, **variables})
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_procfile_repeats_no_setting_of_its_own():
+    procfile = (ROOT / "Procfile").read_text()
+    assert "${" not in procfile
+    assert "--port 2526" not in procfile and "--port 8025" not in procfile
+
+
+def test_gunicorn_takes_its_bind_and_workers_from_the_settings():
+    shown = "import mailer.gunicorn_config as c; print(c.bind, c.workers)"
+    result = _run_python(shown, MAILER_WEB_BIND="127.0.0.1:8123", MAILER_WEB_WORKERS="3")
+    assert result.stdout.strip() == "['127.0.0.1:8123'] 3", result.stderr
+    refused = _run_python(shown, MAILER_WEB_BIND="127.0.0.1:99999")
+    assert refused.returncode != 0
+    assert refused.stderr.strip().startswith("mailer: MAILER_WEB_BIND")
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_the_mail_catcher_listens_where_mailer_sends(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    env.update(
+        MAILER_SECRET_KEY=SECRET,
+        MAILER_SMTP_PORT=str(port),
+        MAILER_MAIL_DIRECTORY=str(tmp_path),
+        MAILER_DATABASE_URL=f"sqlite:///{tmp_path / 'unused.db'}",
+    )
+    catcher = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "mailer"), "catch-mail"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: _connects(port), timeout=30, message="the catcher did not listen")
+        with smtplib.SMTP("127.0.0.1", port) as smtp:
+            smtp.sendmail("a@example.org", ["b@example.org"], b"Subject: hi\r\n\r\nhello\r\n")
+        wait_until(lambda: list(tmp_path.glob("*.eml")), message="the mail was not kept")
+    finally:
+        catcher.terminate()
+        catcher.wait(timeout=30)
+
+
+def _connects(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
