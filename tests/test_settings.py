@@ -13,7 +13,14 @@ import annotated_types
 import pytest
 from pydantic import ValidationError
 
-from mailer.platform.settings import VARIABLES, ConfigError, Settings, load_settings, variable_of
+from mailer.platform.settings import (
+    GROUPS,
+    VARIABLES,
+    ConfigError,
+    Settings,
+    load_settings,
+    variable_of,
+)
 from tests.conftest import ROOT, free_port
 from tests.helpers import wait_until
 
@@ -237,3 +244,14 @@ def _connects(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_the_readme_settings_tables_are_made_from_the_fields():
+    from tools.settings_table import README, grouped_blocks, render
+
+    text = README.read_text()
+    listed = [group for groups in grouped_blocks(text) for group in groups]
+    assert sorted(listed) == sorted(GROUPS), "each group in exactly one README block"
+    assert render(text) == text, "README.md differs from the fields: python -m tools.settings_table"
+    for variable in VARIABLES:
+        assert f"| `{variable}` |" in text

@@ -139,8 +139,8 @@ def setting(
     secret: bool = False,
     **constraints: Any,
 ) -> Any:
-    """A field read from `variable`. `shown` is the default as the README gives it, where
-    the value itself would mislead (a path on this machine, a rule, a long text)."""
+    """A field read from `variable`. `shown` is the default as the README gives it (Markdown),
+    where the value itself would mislead (a path on this machine, a rule, a long text)."""
     assert group in GROUPS, group
     extra: dict[str, Any] = {"group": group}
     if shown is not None:
@@ -221,7 +221,7 @@ class Settings(BaseSettings):
         "basics",
         "any SQLAlchemy URL; `postgresql://...` uses psycopg 3",
         f"sqlite:///{INSTANCE_DIR / 'mailer.db'}",
-        shown="sqlite:///instance/mailer.db",
+        shown="`sqlite:///instance/mailer.db`",
         secret=True,  # it may carry the database's password
         min_length=1,
         max_length=2000,
@@ -316,7 +316,7 @@ class Settings(BaseSettings):
         "the `mailto:` fallback in `List-Unsubscribe` (mailer does not read that mailbox; "
         "route it to a person or a filter)",
         "",
-        shown="unsubscribe@<domain of MAILER_FROM>",
+        shown="`unsubscribe@<domain of MAILER_FROM>`",
         max_length=300,
     )
     confirm_max_age_days: int = setting(
@@ -345,7 +345,7 @@ class Settings(BaseSettings):
         "site",
         "the site's name in those links",
         "",
-        shown="the host of MAILER_SITE_URL",
+        shown="the host of `MAILER_SITE_URL`",
         max_length=200,
     )
     postal_address: Text = setting(
@@ -426,7 +426,7 @@ class Settings(BaseSettings):
         "a Redis of its own for rate limits, which may have a `maxmemory` and evict "
         "(`allkeys-lru`) without touching the queues",
         "",
-        shown="MAILER_REDIS_URL",
+        shown="`MAILER_REDIS_URL`",
         max_length=2000,
     )
 
@@ -468,7 +468,7 @@ class Settings(BaseSettings):
         "where the development catcher (`mailer catch-mail`) keeps mails and `/dev/mail/` "
         "reads them",
         str(PROJECT_ROOT / "var" / "mail"),
-        shown="var/mail",
+        shown="`var/mail`",
         min_length=1,
         max_length=1000,
     )
@@ -576,7 +576,7 @@ class Settings(BaseSettings):
         "delivery",
         "first retry delay; doubles each time, at most 10 minutes",
         30.0,
-        shown="30",
+        shown="`30`",
         gt=0,
         le=600,
         allow_inf_nan=False,
@@ -586,7 +586,7 @@ class Settings(BaseSettings):
         "delivery",
         "messages per second across all workers, for relays that throttle",
         0,
-        shown="0 (no limit)",
+        shown="`0` (no limit)",
         ge=0,
         le=100_000,
     )
@@ -602,7 +602,7 @@ class Settings(BaseSettings):
         "MAILER_CLAIM_STALE_SECONDS",
         "delivery",
         "a batch whose heartbeat has not reached the database for this long is taken over by "
-        "the reconciler. It must be above 4 x `MAILER_SMTP_TIMEOUT` (the longest one "
+        "the reconciler. It must be above four times `MAILER_SMTP_TIMEOUT` (the longest one "
         "message's exchange may take), or start-up stops",
         180,
         ge=1,
@@ -625,7 +625,7 @@ class Settings(BaseSettings):
         "dkim",
         "`d=` of the signature",
         "",
-        shown="the domain of MAILER_FROM, which is what DMARC needs",
+        shown="the domain of `MAILER_FROM`, which is what DMARC needs",
         max_length=253,
     )
     dkim_ed25519_key_file: Text = setting(
@@ -640,7 +640,7 @@ class Settings(BaseSettings):
         "dkim",
         "its selector",
         "",
-        shown="<MAILER_DKIM_SELECTOR>-ed25519",
+        shown="`<MAILER_DKIM_SELECTOR>-ed25519`",
     )
 
     # --- bounces
@@ -655,7 +655,7 @@ class Settings(BaseSettings):
         "bounces",
         "where bounces come back to: point its MX at your MTA",
         "",
-        shown="the domain of MAILER_FROM",
+        shown="the domain of `MAILER_FROM`",
         max_length=253,
     )
     soft_bounce_limit: int = setting(
@@ -679,7 +679,7 @@ class Settings(BaseSettings):
         "bounces",
         "the last field of `Feedback-ID`: 5 to 15 letters or digits",
         "",
-        shown="12 characters from MAILER_LIST_ID",
+        shown="12 characters from `MAILER_LIST_ID`",
     )
 
     @classmethod
