@@ -830,45 +830,46 @@ def load_settings(
     then the .env file (`env_file`, by default the project folder's) for what it leaves
     unset. With `environ`, that mapping is the whole environment and no file is read, as
     tests and tools that start a stack of their own want."""
+    # Everything goes in under the variable's name, the key the environment's values have
+    # too, so an override always wins over them (pydantic-settings before 2.8 let a value
+    # by alias beat one given by attribute name).
+    values = {variable_of(name): value for name, value in overrides.items()}
     try:
         if environ is None:
             if env_file is None:
-                return Settings(**overrides)
+                return Settings(**values)
             # _env_file is pydantic-settings' own argument, not a field mypy knows of.
-            return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+            return Settings(_env_file=env_file, **values)  # type: ignore[call-arg]
+        # Every variable is given, so neither the process's MAILER_* nor .env fills a gap.
         given = {
-            name: environ[variable] for variable, name in VARIABLES.items() if variable in environ
+            variable: environ.get(variable, Settings.model_fields[name].default)
+            for variable, name in VARIABLES.items()
         }
-        # Every attribute is given, so neither the process's MAILER_* nor .env fills a gap.
-        unset = {
-            name: field.default
-            for name, field in Settings.model_fields.items()
-            if name not in given
-        }
-        return Settings(**{**unset, **given, **overrides})
+        return Settings(**{**given, **values})
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
 
 
 def describe(error: ValidationError) -> str:
     """One line: what is wrong with the first bad setting, and which others are wrong too."""
-    problems = error.errors(include_url=False)
-    lines = [_problem(problem) for problem in problems]
-    others = sorted({line.split(":", 1)[0] for line in lines[1:]} - {lines[0].split(":", 1)[0]})
+    problems = [_problem(problem) for problem in error.errors(include_url=False)]
+    (first, text), rest = problems[0], problems[1:]
+    others = sorted({variable for variable, _text in rest if variable and variable != first})
     more = f" (and {', '.join(others)})" if others else ""
-    return " ".join((lines[0] + more).split())
+    return " ".join((text + more).split())
 
 
-def _problem(problem: Any) -> str:
+def _problem(problem: Any) -> tuple[str, str]:
+    """(the variable, or "" for a rule between several; the sentence that says what is wrong)."""
     value_error = problem["type"] == "value_error"
     # Our own checks' words are written to follow the variable's name; pydantic's start
     # with a capital and do not say what they were given.
     text = str(problem["ctx"]["error"]) if value_error else problem["msg"]
     if not problem["loc"]:
-        return text  # a rule between settings: its text names them
+        return "", text  # a rule between settings: its text names them
     head = str(problem["loc"][0])
-    name = VARIABLES.get(head, head)  # the variable (from the environment) or the attribute
-    field = Settings.model_fields[name]
+    variable = head if head in VARIABLES else variable_of(head)
+    field = Settings.model_fields[VARIABLES[variable]]
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     if not value_error:
         text = text[:1].lower() + text[1:]
@@ -877,4 +878,4 @@ def _problem(problem: Any) -> str:
             text += f", not {given[:80]!r}"
     # "MAILER_X must be ..." reads as a sentence; anything else follows a colon.
     joint = " " if text.startswith(("must ", "is ")) else ": "
-    return f"{variable_of(name)}{joint}{text}"
+    return variable, f"{variable}{joint}{text}"
