@@ -88,9 +88,8 @@ def _web_command(shipped: ShippedStack, app_path: str, port: int) -> list[str]:
     """The Procfile's web line (workers, logging, everything), on its own port and app."""
     assert shipped.stack is not None
     command = shipped.stack.command("web")
-    command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
-    command[-1] = app_path
-    return command
+    # gunicorn's own --bind wins over the one its config takes from MAILER_WEB_BIND.
+    return [*command[:-1], "--bind", f"127.0.0.1:{port}", app_path]
 
 
 def signup_benchmark(shipped: ShippedStack, seconds: int = 10) -> dict:

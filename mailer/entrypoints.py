@@ -1,6 +1,6 @@
 """How each process starts: logging is configured once, then the app is built.
 
-web:     gunicorn 'mailer.entrypoints:web_app()'
+web:     gunicorn --config python:mailer.gunicorn_config 'mailer.entrypoints:web_app()'
 command: mailer ...                       (mailer.entrypoints:main)
 worker and beat: celery --app workers.app  (workers/app.py, which calls worker_app())
 """

@@ -6,7 +6,6 @@ Everything is started by the suite on free ports; the user's own Redis is never 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import shutil
 import signal
@@ -403,7 +402,7 @@ def settings_override(app) -> Iterator[Callable[..., Settings]]:
     original = app.config["MAILER"]
 
     def override(**changes: object) -> Settings:
-        app.config["MAILER"] = dataclasses.replace(app.config["MAILER"], **changes)
+        app.config["MAILER"] = app.config["MAILER"].replace(**changes)
         return app.config["MAILER"]
 
     yield override

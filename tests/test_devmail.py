@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import smtplib
 
 from aiosmtpd.controller import Controller
@@ -13,9 +12,7 @@ from tests.conftest import free_port
 
 
 def test_caught_mail_is_listed_and_its_links_can_be_followed(app, tmp_path):
-    settings = dataclasses.replace(
-        app.config["MAILER"], env="development", mail_directory=str(tmp_path)
-    )
+    settings = app.config["MAILER"].replace(env="development", mail_directory=str(tmp_path))
     dev = create_app(settings)
     message = (
         b"From: n@example.org\r\nTo: reader@example.org\r\nSubject: Confirm it\r\n"
@@ -33,9 +30,7 @@ def test_caught_mail_is_listed_and_its_links_can_be_followed(app, tmp_path):
 
 def test_the_mail_pages_answer_only_a_loopback_host_name(app, tmp_path):
     # DNS rebinding: evil.example resolved to 127.0.0.1 reaches the port with its own Host.
-    settings = dataclasses.replace(
-        app.config["MAILER"], env="development", mail_directory=str(tmp_path)
-    )
+    settings = app.config["MAILER"].replace(env="development", mail_directory=str(tmp_path))
     client = create_app(settings).test_client()
     for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "localhost"):
         assert client.get("/dev/mail/", headers={"Host": host}).status_code == 200, host
@@ -62,26 +57,23 @@ def test_the_mail_pages_do_not_exist_outside_development(client):
 
 def test_a_production_process_never_takes_development_mode_from_dotenv(tmp_path, monkeypatch):
     """`make run` once in this folder must not turn a later production process into a dev one."""
-    from mailer.platform.settings import environment_with_dotenv, load_settings
+    from mailer.platform.settings import load_settings
 
     dotenv = tmp_path / ".env"
     dotenv.write_text("MAILER_ENV=development\nMAILER_SECRET_KEY=from-the-dotenv-file-0123\n")
     monkeypatch.delenv("MAILER_ENV", raising=False)
     monkeypatch.delenv("MAILER_SECRET_KEY", raising=False)
-    environ = environment_with_dotenv(dotenv)
-    settings = load_settings(environ=environ)
+    settings = load_settings(env_file=dotenv)
     assert settings.env == "production"
     assert settings.secret_keys == ("from-the-dotenv-file-0123",)  # the rest is read
     app = create_app(settings)
     assert app.test_client().get("/dev/mail/").status_code == 404
     monkeypatch.setenv("MAILER_ENV", "development")  # as make run sets it for its processes
-    assert load_settings(environ=environment_with_dotenv(dotenv)).development
+    assert load_settings(env_file=dotenv).development
 
 
 def test_caught_mail_is_never_served_beyond_this_machine(app, tmp_path):
-    settings = dataclasses.replace(
-        app.config["MAILER"], env="development", mail_directory=str(tmp_path)
-    )
+    settings = app.config["MAILER"].replace(env="development", mail_directory=str(tmp_path))
     client = create_app(settings).test_client()
     assert client.get("/dev/mail/").status_code == 200
     client.environ_base["REMOTE_ADDR"] = "192.0.2.10"

@@ -7,7 +7,6 @@ Procfile's own command lines), not a stand-in.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import signal
 import socket
@@ -77,13 +76,11 @@ class Stack:
 
     def command(self, name: str) -> list[str]:
         line = procfile()[name].strip()
-        # The development Redis and catcher get this stack's own ports and folders.
+        # The development Redis gets this stack's own port and folder; the catcher, the web
+        # and the bounce receiver take theirs from the settings in self.env.
         line = line.replace("--port 16379", f"--port {self.redis_port}")
         line = line.replace("--dir var/redis", f"--dir {self.directory}")
-        line = line.replace("--port 8025", f"--port {self.smtp_port}")
-        line = line.replace("--directory var/mail", f"--directory {self.directory / 'mail'}")
         line = line.replace("var/celerybeat-schedule", str(self.directory / "beat-schedule"))
-        line = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: self.env.get(m[1], m[2]), line)
         return shlex.split(line)
 
     def start(self, *names: str) -> None:

@@ -176,11 +176,12 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("receive-bounces")
     @click.option("--host", default="127.0.0.1", show_default=True)
-    @click.option("--port", default=2526, show_default=True, type=int)
-    def receive_bounces(host: str, port: int) -> None:
+    @click.option("--port", type=click.IntRange(1, 65535), help="Default: MAILER_BOUNCE_PORT.")
+    def receive_bounces(host: str, port: int | None) -> None:
         """Run the SMTP server that takes bounces and complaints (route them here)."""
         from mailer.bounces.receiver import run_receiver
 
+        port = port or current_app.config["MAILER"].bounce_port
         run_receiver(current_app._get_current_object(), host, port)  # type: ignore[attr-defined]
 
     @app.cli.command("process-bounce")
@@ -219,10 +220,21 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("catch-mail")
     @click.option("--host", default="127.0.0.1", show_default=True)
-    @click.option("--port", default=8025, show_default=True, type=int)
-    @click.option("--directory", default="var/mail", show_default=True, type=click.Path())
-    def catch_mail(host: str, port: int, directory: str) -> None:
+    @click.option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        help="Default: MAILER_SMTP_PORT, where mailer sends.",
+    )
+    @click.option(
+        "--directory",
+        type=click.Path(file_okay=False),
+        help="Default: MAILER_MAIL_DIRECTORY, where /dev/mail/ reads.",
+    )
+    def catch_mail(host: str, port: int | None, directory: str | None) -> None:
         """Run the development SMTP catcher (every mail kept as an .eml file)."""
         from mailer.mail.catcher import run_catcher
 
-        run_catcher(Path(directory).resolve(), host, port)
+        # The same settings the senders and /dev/mail/ use, so the three always meet.
+        settings = current_app.config["MAILER"]
+        folder = Path(directory or settings.mail_directory).resolve()
+        run_catcher(folder, host, port or settings.smtp_port)
