@@ -45,6 +45,13 @@ _WORDS: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
     (reason, re.compile(pattern, re.IGNORECASE))
     for reason, pattern in (
         (
+            # The refusal is of our envelope sender (a VERP address the receiver dislikes).
+            Reason.POLICY,
+            r"sender (?:address |domain )?(?:rejected|refused|denied|unknown|invalid)|"
+            r"(?:unroutable|invalid|unknown|bad) sender|domain of sender address|"
+            r"sender verify failed|sender address does not",
+        ),
+        (
             Reason.AUTH,
             r"\bspf\b|\bdkim\b|\bdmarc\b|sender policy framework|not authenticated|"
             r"authentication (?:fail|required|results)|unauthenticated|reverse dns|"
@@ -137,6 +144,8 @@ _DETAIL: dict[str, Reason] = {
     "1.2": Reason.HOST_UNKNOWN,  # bad destination system address
     "1.3": Reason.USER_UNKNOWN,  # bad destination mailbox address syntax
     "1.6": Reason.MOVED,  # destination mailbox has moved, no forwarding address
+    "1.7": Reason.POLICY,  # bad sender's mailbox address syntax: ours, not the reader's
+    "1.8": Reason.POLICY,  # bad sender's system address: ours, not the reader's
     "1.10": Reason.HOST_UNKNOWN,  # recipient address has null MX (RFC 7505)
     "2.1": Reason.DISABLED,  # mailbox disabled, not accepting messages
     "2.2": Reason.MAILBOX_FULL,
