@@ -283,9 +283,14 @@ class Delivery(Base):
 
 
 class BounceKind(enum.StrEnum):
-    HARD = "hard"  # 5.x.x: the address does not take mail
-    SOFT = "soft"  # 4.x.x: a full mailbox, a server down for a while
+    """What a bounce did to its reader (mailer/bounces/policy.py decides it from the reason)."""
+
+    HARD = "hard"  # the address is dead: the reader is bounced
+    SOFT = "soft"  # the mailbox is in trouble: counted, bounced after so many in a row
     COMPLAINT = "complaint"  # the reader marked a mail as spam (an ARF report)
+    # The receiving side refused the sender (a blocklist, a spam verdict, SPF/DKIM/DMARC,
+    # a policy): the reader is left as they are, the refusal is shown per domain.
+    REFUSED = "refused"
 
 
 class Bounce(IdsNeverReused, Base):
@@ -305,6 +310,9 @@ class Bounce(IdsNeverReused, Base):
     kind: Mapped[BounceKind] = mapped_column(enum_column(BounceKind, "bounce_kind"))
     status: Mapped[str | None] = mapped_column(String(20))  # the enhanced code, e.g. 5.1.1
     text: Mapped[str | None] = mapped_column(Text)  # what the receiving server said
+    # Why (mailer.bounces.reasons.Reason) and at which receiving domain: kept on every row.
+    reason: Mapped[str | None] = mapped_column(String(20))
+    domain: Mapped[str | None] = mapped_column(String(253), index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

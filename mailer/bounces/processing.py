@@ -5,12 +5,16 @@ ends in `record()`. The VERP address the bounce came back to names the mail,
 and so the reader: the addresses a bounce message quotes are never trusted, so
 no bounce can change any reader but the one its token names.
 
-- A hard bounce (5.x.x, a permanent failure) makes the reader `bounced`: never
-  mailed again, until an editor re-activates them.
-- A soft bounce (4.x.x) is counted: MAILER_SOFT_BOUNCE_LIMIT digests in a row with
-  a soft bounce make the reader `bounced`; a later digest without one breaks the row.
-- A complaint (an ARF report: the reader pressed "spam") unsubscribes the reader
-  at once and suppresses the address, so no import brings them back.
+Each bounce gets a reason (bounces/reasons.py), and the reason decides what it does to
+the reader (bounces/policy.py), kept on the row as its kind:
+- hard: the address is dead (permanently): the reader is `bounced`, never mailed again
+  until an editor re-activates them;
+- soft: the mailbox is in trouble: MAILER_SOFT_BOUNCE_LIMIT digests in a row with one make
+  the reader `bounced`; a later digest without one breaks the row;
+- refused: the receiving side refused the sender (blocklist, spam verdict, SPF/DKIM/DMARC,
+  policy): the reader is left as they are, and editors see the refusals per domain;
+- complaint (an ARF report: the reader pressed "spam"): unsubscribed at once and
+  suppressed, so no import brings them back.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from flask import current_app
 from flufl.bounce import all_failures
 from sqlalchemy import func, select, update
 
+from mailer.bounces.policy import Decision, decide
+from mailer.bounces.reasons import Reason
+from mailer.bounces.reasons import classify as classify_reason
 from mailer.mail import verp
 from mailer.mail.tokens import ReaderLink, TokenError, read_unsubscribe_token
 from mailer.models import (
@@ -45,6 +52,7 @@ log = logging.getLogger(__name__)
 
 ENHANCED_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 BASIC_REPLY = re.compile(r"\b([45])\d\d\b[ :-]")
+REPLY_CODE = re.compile(r"([245]\d\d)\b")
 TEXT_LIMIT = 1000
 # flufl.bounce's detectors read every line with several patterns (a megabyte of short lines
 # took it 4 s); every format puts its diagnostic at the top, and Postfix returns only the
@@ -302,42 +310,82 @@ def process(raw: bytes, recipients: Sequence[str | None] = (None,)) -> list[str]
             report, classified = classify(raw, message), True
         if report is None:
             outcomes.append("not-a-bounce")
-        elif record(target, report):
-            outcomes.append(report.kind.value)
         else:
-            outcomes.append("duplicate")
+            kind = record(target, report)
+            outcomes.append(kind.value if kind is not None else "duplicate")
     return outcomes
 
 
-def record(target: Target, report: Report) -> bool:
+def judge(report: Report) -> tuple[Reason, BounceKind]:
+    """The bounce's reason, and what the policy makes of it for the reader."""
+    if report.kind == BounceKind.COMPLAINT:
+        return Reason.COMPLAINT, BounceKind.COMPLAINT
+    reason = classify_reason(report.status, report.text, code=_reply_code(report.text))
+    permanent = report.kind == BounceKind.HARD
+    return reason, KIND_OF[decide(reason, permanent=permanent)]
+
+
+KIND_OF = {
+    Decision.BOUNCED: BounceKind.HARD,
+    Decision.SOFT: BounceKind.SOFT,
+    Decision.UNSUBSCRIBED: BounceKind.COMPLAINT,
+    Decision.NONE: BounceKind.REFUSED,
+}
+
+
+def record(target: Target, report: Report) -> BounceKind | None:
     """Keeps the bounce and applies the policy to its one reader, in one transaction.
 
     One mail's token names one reader and can be replayed at will: a mail keeps at most
-    one bounce of each kind, so a repeat adds no row and changes nothing (False)."""
+    one bounce of each kind, so a repeat adds no row and changes nothing (None)."""
+    reason, kind = judge(report)
     with db.transaction():
         _lock_reader(target.subscriber_id)
-        if _already_recorded(target, report.kind):
-            log.info("%s bounce for subscriber %s: a repeat", report.kind, target.subscriber_id)
-            return False
-        db.session.add(
-            Bounce(
-                subscriber_id=target.subscriber_id,
-                delivery_id=target.delivery_id,
-                digest_id=target.digest_id,
-                kind=report.kind,
-                status=report.status,
-                text=_printable(report.text),
-            )
+        if _already_recorded(target, kind):
+            log.info("%s bounce for subscriber %s: a repeat", kind, target.subscriber_id)
+            return None
+        _keep(target, kind, reason, report.status, report.text)
+    log.info(
+        "%s bounce (%s) for subscriber %s: %s", kind, reason, target.subscriber_id, report.status
+    )
+    return kind
+
+
+def _keep(target: Target, kind: BounceKind, reason: Reason, status: str | None, text: str) -> None:
+    """The row, and what its kind does to the reader (inside the caller's transaction)."""
+    db.session.add(
+        Bounce(
+            subscriber_id=target.subscriber_id,
+            delivery_id=target.delivery_id,
+            digest_id=target.digest_id,
+            kind=kind,
+            status=status,
+            text=_printable(text)[:TEXT_LIMIT],
+            reason=reason.value,
+            domain=_domain_of(target.subscriber_id),
         )
-        db.session.flush()
-        if report.kind == BounceKind.HARD:
-            _mark_bounced(target.subscriber_id)
-        elif report.kind == BounceKind.COMPLAINT:
-            _unsubscribe_complainer(target.subscriber_id)
-        elif target.delivery_id is not None and _soft_bounced_in_a_row(target.subscriber_id):
-            _mark_bounced(target.subscriber_id)
-    log.info("%s bounce for subscriber %s: %s", report.kind, target.subscriber_id, report.status)
-    return True
+    )
+    db.session.flush()
+    if kind == BounceKind.HARD:
+        _mark_bounced(target.subscriber_id)
+    elif kind == BounceKind.COMPLAINT:
+        _unsubscribe_complainer(target.subscriber_id)
+    elif (
+        kind == BounceKind.SOFT
+        and target.delivery_id is not None
+        and _soft_bounced_in_a_row(target.subscriber_id)
+    ):
+        _mark_bounced(target.subscriber_id)
+
+
+def _domain_of(subscriber_id: int) -> str | None:
+    email = db.session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
+    return email.rpartition("@")[2].lower() if email else None
+
+
+def _reply_code(text: str) -> int | None:
+    found = REPLY_CODE.match(text.strip())
+    return int(found.group(1)) if found else None
 
 
 def _lock_reader(subscriber_id: int) -> None:
@@ -366,20 +414,15 @@ def _already_recorded(target: Target, kind: BounceKind) -> bool:
 
 def record_refusal(
     subscriber_id: int, delivery_id: int | None, digest_id: int | None, reply: str
-) -> None:
-    """A 5xx in the SMTP transaction itself: a hard bounce, inside the caller's transaction."""
+) -> BounceKind:
+    """A 5xx in the SMTP transaction itself, judged by the same policy as a bounce that
+    comes back later (a 550 5.7.1 blocklisting leaves the reader as they are), inside the
+    caller's transaction."""
     found = ENHANCED_STATUS.search(reply)
-    db.session.add(
-        Bounce(
-            subscriber_id=subscriber_id,
-            delivery_id=delivery_id,
-            digest_id=digest_id,
-            kind=BounceKind.HARD,
-            status=found.group(0) if found else "5.0.0",
-            text=_printable(reply)[:TEXT_LIMIT],
-        )
-    )
-    _mark_bounced(subscriber_id)
+    report = Report(BounceKind.HARD, found.group(0) if found else None, reply)
+    reason, kind = judge(report)
+    _keep(Target(subscriber_id, delivery_id, digest_id), kind, reason, report.status, reply)
+    return kind
 
 
 def _printable(text: str) -> str:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer import delivery
 from mailer import mail as emails
+from mailer.bounces import refusals
 from mailer.digests import states
 from mailer.digests.runs import AlreadySending, NothingToSend, get_digest, preview
-from mailer.models import DigestStatus, Subscriber
+from mailer.models import Delivery, DeliveryStatus, DigestStatus, Subscriber, SubscriberStatus
 from mailer.platform.db import db
 from mailer.platform.errors import UserError
 
@@ -58,6 +59,36 @@ def cancel_digest(digest_id: int) -> None:
         _require(states.cancel(digest_id))
     delivery.skip_unsent(digest_id)
     delivery.finish_if_done(digest_id)
+
+
+def retry_refused(digest_id: int, domain: str) -> int:
+    """Sends again the mails one receiving domain refused (a blocklisting, now lifted), to
+    readers still active; the digest sends again if it had finished."""
+    try:
+        with db.transaction():
+            digest = get_digest(digest_id)
+            if digest.status == DigestStatus.CANCELLED:
+                raise NothingToSend("This digest was cancelled; it is not sent again.")
+            retried = db.change(
+                update(Delivery)
+                .where(
+                    Delivery.digest_id == digest_id,
+                    Delivery.status == DeliveryStatus.FAILED,
+                    Delivery.id.in_(refusals.refused_rows(digest_id, domain)),
+                    Delivery.subscriber_id.in_(
+                        select(Subscriber.id).where(Subscriber.status == SubscriberStatus.ACTIVE)
+                    ),
+                )
+                .values(status=DeliveryStatus.PENDING, attempts=0, gave_up=False, claim_id=None)
+            )
+            if not retried:
+                raise NothingToSend(f"No mail {domain} refused is waiting to be sent again.")
+            if digest.status not in states.IN_FLIGHT:
+                states.reopen(digest)
+    except IntegrityError:
+        raise AlreadySending("Another digest is being sent right now.") from None
+    delivery.enqueue_batches(digest_id, retried)
+    return retried
 
 
 def retry_failed(digest_id: int) -> int:

@@ -710,6 +710,16 @@ class Settings(BaseSettings):
         le=3650,
     )
 
+    refusal_alert_share: float = setting(
+        "MAILER_REFUSAL_ALERT_SHARE",
+        "bounces",
+        "the console warns when one receiving domain refuses the sender (blocklist, spam "
+        "verdict, SPF/DKIM/DMARC, policy) for this share of a digest's mails to it",
+        0.1,
+        ge=0.0,
+        le=1.0,
+    )
+
     # --- the bounce receiver's caps: what one client can make it hold or read
     bounce_max_bytes: int = setting(
         "MAILER_BOUNCE_MAX_BYTES",

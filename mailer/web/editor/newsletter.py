@@ -10,6 +10,7 @@ from markupsafe import escape
 
 from mailer import delivery, sections
 from mailer import mail as emails
+from mailer.bounces import refusals
 from mailer.content import articles
 from mailer.content import draft as editorial
 from mailer.delivery import controls as digest_controls
@@ -211,6 +212,7 @@ def digest_page(digest_id: int):
     return render_template(
         "editor/digest.html",
         progress=delivery.digest_progress(digest_id),
+        refusals=refusals.refusals_of(digest_id, current_app.config["MAILER"].refusal_alert_share),
         articles=digests.digest_articles(digest_id),
         segments=segments.summaries(digest_id),
         failed=failed,
@@ -242,6 +244,17 @@ def digest_action(digest_id: int, action: str):
     change, message = DIGEST_ACTIONS[action]
     return change_and_go_back(
         lambda: change(digest_id), message, "editor.digest_page", digest_id=digest_id
+    )
+
+
+@bp.post("/digests/<int:digest_id>/retry-refused")
+def digest_retry_refused(digest_id: int):
+    domain = str(request.form.get("domain", ""))[:253].strip().lower()
+    return change_and_go_back(
+        lambda: digest_controls.retry_refused(digest_id, domain),
+        f"Sending again the mails {domain} refused.",
+        "editor.digest_page",
+        digest_id=digest_id,
     )
 
 
