@@ -30,7 +30,8 @@ from flask import current_app
 from flufl.bounce import all_failures
 from sqlalchemy import func, select, update
 
-from mailer.bounces.policy import Decision, decide
+from mailer.bounces import formats
+from mailer.bounces.policy import NOT_FAILURES, Decision, decide
 from mailer.bounces.reasons import Reason
 from mailer.bounces.reasons import classify as classify_reason
 from mailer.mail import verp
@@ -77,6 +78,7 @@ class Report:
     kind: BounceKind
     status: str | None  # the enhanced status code, e.g. "5.1.1"
     text: str  # the receiving server's words
+    reason: Reason | None = None  # where the format itself says why (a complaint, ...)
 
 
 @dataclass(frozen=True)
@@ -112,19 +114,45 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def classify(raw: bytes, message: Message) -> Report | None:
-    """Hard, soft or a complaint; None for what is not a bounce (an out-of-office reply)."""
-    if _report_type(message) == "feedback-report":
-        return _complaint(message)
-    if _report_type(message) == "delivery-status":
-        return _dsn(message)
+    """What a message says happened, in the first format that reads it; None for what is
+    not a bounce, a complaint, an auto-reply or a delivery notice."""
+    for recognise in (formats.feedback_report, formats.microsoft_jmrp, formats.apple_unsubscribe):
+        found = recognise(message)
+        if found is not None:
+            return _report(found)
+    if _report_type(message) == "delivery-status" or _has_part(message, "message/delivery-status"):
+        report = _dsn(message)
+        if report is not None:
+            return report
+        # A status part that reads as nothing: its text parts, and the detectors, may.
+    text = formats.text_parts(message)
+    found = formats.amazon_ses(message, text) or formats.auto_reply(message)
+    if found is not None:
+        return _report(found)
     # flufl.bounce's detectors know the formats of the wild; they read compat32 messages.
     top = message_from_bytes(raw[:DETECTOR_BYTES], policy=policy.compat32)
     temporary, permanent = all_failures(top)
-    if not (temporary or permanent):
-        return None
-    kind = BounceKind.HARD if permanent else BounceKind.SOFT
-    text = _words(message)
-    return Report(kind, _status(text, kind), _first_error_line(text))
+    if temporary or permanent:
+        kind = BounceKind.HARD if permanent else BounceKind.SOFT
+        line = formats.diagnostic_line(text)
+        status = ENHANCED_STATUS.search(line) or ENHANCED_STATUS.search(text)
+        if status is not None and status.group(1) == "4":
+            kind = BounceKind.SOFT  # flufl.bounce calls some 4.x.x failures permanent
+        return Report(kind, status.group(0) if status else None, line)
+    found = formats.plain_words(message, text)
+    return _report(found) if found is not None else None
+
+
+def _report(found: formats.Found) -> Report:
+    if found.reason is Reason.COMPLAINT:
+        kind = BounceKind.COMPLAINT
+    else:
+        kind = BounceKind.HARD if found.permanent else BounceKind.SOFT
+    return Report(kind, found.status, found.words, found.reason)
+
+
+def _has_part(message: Message, content_type: str) -> bool:
+    return any(part.get_content_type() == content_type for part in message.walk())
 
 
 def _report_type(message: Message) -> str:
@@ -135,6 +163,7 @@ def _report_type(message: Message) -> str:
 
 def _dsn(message: Message) -> Report | None:
     """RFC 3464: the per-recipient fields of the message/delivery-status part."""
+    delivered: Report | None = None
     for part in message.walk():
         if part.get_content_type() != "message/delivery-status":
             continue
@@ -147,12 +176,15 @@ def _dsn(message: Message) -> Report | None:
                 kind = BounceKind.HARD if not status.startswith("4") else BounceKind.SOFT
             elif action == "delayed" or status.startswith("4"):
                 kind = BounceKind.SOFT
+            elif action in ("delivered", "relayed", "expanded"):
+                delivered = Report(BounceKind.SOFT, status or None, action, Reason.DELIVERED)
+                continue  # a failure for another recipient may follow
             else:
-                continue  # delivered, relayed, expanded: not a failure
+                continue
             found = ENHANCED_STATUS.search(status)
             code = found.group(0) if found else _status(diagnostic, kind)
             return Report(kind, code, diagnostic[:TEXT_LIMIT] or status)
-    return None
+    return delivered
 
 
 def _status_blocks(part: Message) -> Iterator[Message]:
@@ -169,28 +201,6 @@ def _status_blocks(part: Message) -> Iterator[Message]:
             yield message_from_bytes(chunk.encode("utf-8", "replace"), policy=policy.default)
 
 
-def _complaint(message: Message) -> Report:
-    feedback_type = "abuse"
-    for part in message.walk():
-        if part.get_content_type() == "message/feedback-report":
-            for block in _status_blocks(part):
-                feedback_type = str(block.get("Feedback-Type", feedback_type)).strip()
-    return Report(BounceKind.COMPLAINT, None, f"complaint ({feedback_type})")
-
-
-def _words(message: Message) -> str:
-    """The human-readable text of a bounce: its text/plain parts, not the returned mail."""
-    texts = []
-    for part in message.walk():
-        if part.get_content_type() == "message/rfc822":
-            break
-        if part.get_content_type() == "text/plain":
-            content = part.get_payload(decode=True)
-            if isinstance(content, bytes):
-                texts.append(content.decode("utf-8", "replace"))
-    return "\n".join(texts)
-
-
 def _status(text: str, kind: BounceKind) -> str | None:
     found = ENHANCED_STATUS.search(text)
     if found:
@@ -199,13 +209,6 @@ def _status(text: str, kind: BounceKind) -> str | None:
     if basic:
         return f"{basic.group(1)}.0.0"
     return "5.0.0" if kind == BounceKind.HARD else "4.0.0"
-
-
-def _first_error_line(text: str) -> str:
-    for line in text.splitlines():
-        if ENHANCED_STATUS.search(line) or BASIC_REPLY.search(line):
-            return " ".join(line.split())[:TEXT_LIMIT]
-    return " ".join(text.split())[:TEXT_LIMIT]
 
 
 # --- whom a bounce names ------------------------------------------------------
@@ -308,8 +311,8 @@ def process(raw: bytes, recipients: Sequence[str | None] = (None,)) -> list[str]
             continue
         if not classified:
             report, classified = classify(raw, message), True
-        if report is None:
-            outcomes.append("not-a-bounce")
+        if report is None or report.reason in NOT_FAILURES:
+            outcomes.append("not-a-bounce")  # an auto-reply, a delivery notice
         else:
             kind = record(target, report)
             outcomes.append(kind.value if kind is not None else "duplicate")
@@ -320,7 +323,9 @@ def judge(report: Report) -> tuple[Reason, BounceKind]:
     """The bounce's reason, and what the policy makes of it for the reader."""
     if report.kind == BounceKind.COMPLAINT:
         return Reason.COMPLAINT, BounceKind.COMPLAINT
-    reason = classify_reason(report.status, report.text, code=_reply_code(report.text))
+    reason = report.reason or classify_reason(
+        report.status, report.text, code=_reply_code(report.text)
+    )
     permanent = report.kind == BounceKind.HARD
     return reason, KIND_OF[decide(reason, permanent=permanent)]
 

@@ -63,7 +63,9 @@ _WORDS: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
             r"block ?list|black ?list|blocked|\blisted\b|bad reputation|poor reputation|"
             r"reputation|banned|client host .* (?:rejected|refused)|ip .* (?:rejected|refused)|"
             r"access denied|not allowed to send|rejected due to|\bRP-00\d\b|\bS3\d{3}\b|"
-            r"mail from .* (?:refused|rejected)",
+            r"mail from .* (?:refused|rejected)|smtp server of your isp|dynamic ip|dial-?up|"
+            r"residential|sending ips?\b|weren't sent|contact your internet service provider|"
+            r"not allowed to relay from",
         ),
         (
             Reason.SPAM,
@@ -82,7 +84,8 @@ _WORDS: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
             r"mailbox (?:is )?full|over ?quota|quota exceeded|exceeded (?:storage|quota)|"
             r"insufficient (?:system )?storage|storage (?:space|limit)|mailbox size limit|"
             r"not enough (?:space|storage)|full mailbox|disk quota|mail ?box is full|"
-            r"user's mailbox is over",
+            r"user's mailbox is over|exceeds (?:the )?(?:allowed )?size|mailbox exceeds|"
+            r"size limit exceeded",
         ),
         (
             Reason.DISABLED,
@@ -108,31 +111,35 @@ _WORDS: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
             r"doesn't exist|invalid (?:mailbox|recipient|address|user)|unknown recipient|"
             r"recipient (?:address )?rejected|address rejected|mailbox unavailable|"
             r"not a valid mailbox|no mailbox|unknown (?:mailbox|address|local part)|"
-            r"undeliverable address|address does not|user doesn't have|"
+            r"address does not|user doesn't have|"
             r"no account by that name|not our customer|no valid recipients|"
-            r"bad destination mailbox|mailbox (?:is )?unavailable",
+            r"bad destination mailbox|mailbox (?:is )?unavailable|user not exist|"
+            r"invalid .{0,20}userid|no such person|unknown local",
         ),
         (
             Reason.EXPIRED,
             r"retry (?:time|timeout) (?:not reached|exceeded)|too long|gave up|giving up|"
             r"expired|delivery time|could not be delivered within|message timed out|"
-            r"has been delayed|retry timeout",
+            r"has been delayed|retry timeout|failed \d+ attempts|could not deliver for \d+|"
+            r"time limit exceeded|too many retries",
         ),
         (
             Reason.NETWORK,
             r"connection (?:refused|timed out|reset|lost|closed)|timed out|timeout|"
             r"network|no route|unreachable|connect to .* failed|lost connection|"
-            r"temporary dns|dns (?:failure|error|lookup)",
+            r"temporary dns|dns (?:failure|error|lookup)|hop count|routing loop|loops back",
         ),
         (
             Reason.SYSTEM,
-            r"system|internal error|server error|not available|unavailable|out of memory|"
-            r"too big|too large|size limit|message size|local error|queue",
+            r"system (?:error|failure|problem)|internal error|server error|out of memory|"
+            r"too big|too large|message size|local error|queue|pipe to|"
+            r"(?:delivery|mail) program|disk (?:full|error)|i/o error|config(?:uration)? error",
         ),
         (
             Reason.POLICY,
             r"policy|not allowed|not permitted|refused|rejected|denied|prohibited|"
-            r"relay(?:ing)? (?:not permitted|denied)|not authori[sz]ed",
+            r"relay(?:ing)? (?:not permitted|denied)|not authori[sz]ed|unable to relay|"
+            r"purported responsible|header error|line limit|syntax error",
         ),
     )
 )
@@ -202,7 +209,7 @@ def classify(status: str | None, reply: str = "", *, code: int | None = None) ->
     worded = _by_words(reply)
     if worded is not None:
         return worded
-    return _by_code(code)
+    return _by_code(code, detail)
 
 
 def _by_words(reply: str) -> Reason | None:
@@ -212,9 +219,16 @@ def _by_words(reply: str) -> Reason | None:
     return None
 
 
-def _by_code(code: int | None) -> Reason:
+# When neither the detail nor the words say more: the status code's subject (RFC 3463).
+_SUBJECT = {"7": Reason.POLICY, "4": Reason.NETWORK, "3": Reason.SYSTEM, "5": Reason.SYSTEM}
+
+
+def _by_code(code: int | None, detail: str | None = None) -> Reason:
     """A bare reply code says little: 552 and 452 are storage, 421 a server shedding load;
     a bare 550 is as likely a policy refusal as a dead address, so it stays unknown."""
+    subject = detail.split(".", 1)[0] if detail else None
+    if subject in _SUBJECT:
+        return _SUBJECT[subject]
     if code in (552, 452):
         return Reason.MAILBOX_FULL
     if code == 421:
