@@ -549,3 +549,30 @@ def test_one_mail_adds_one_bounce_of_each_kind_however_often_it_comes_back(
     assert repeat.exit_code == 0 and repeat.output.strip() == "duplicate"
     # A delay and then a failure are two facts about the mail; repeats of either are not.
     assert sorted(bounce_kinds(app, reader)) == ["hard", "soft"]
+
+
+def test_bounces_explain_says_what_a_bounce_would_do_and_changes_nothing(
+    app, outbox, monkeypatch, tmp_path
+):
+    import json
+
+    target, bystander = add_readers(app, "explain", 2)
+    add_article(app, "Explained", "https://news.example.org/explained")
+    send_digest_here(app, monkeypatch)
+    files = []
+    for name in ("rfc3464_failed.eml", "postfix_full.eml", "autoreply.eml"):
+        path = tmp_path / name
+        path.write_bytes(sample(name, verp=verp_of(outbox, target), reader=bystander))
+        files.append(str(path))
+    result = app.test_cli_runner().invoke(args=["bounces", "explain", "--json", *files])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [line["file"] for line in lines] == files  # in the order given
+    assert [line["decision"] for line in lines] == ["bounced", "soft", "none"]
+    assert lines[0]["reason"] == "user_unknown" and lines[0]["reader"] == target
+    assert lines[1]["reason"] == "mailbox_full" and lines[1]["status"] == "5.2.2"
+    assert lines[0]["domain"] == "example.org"
+    assert set(lines[0]) == {"file", "reason", "status", "reply", "domain", "decision", "reader"}
+    # Nothing changed: the reader is active and no bounce was kept.
+    assert status_of(app, target) == SubscriberStatus.ACTIVE
+    assert bounce_kinds(app, target) == []

@@ -234,9 +234,9 @@ def target_of(
         ref = verp.ref_of_address(address)
         if ref is not None:
             return _resolve(ref)
-    if _report_type(message) == "feedback-report":
-        return _target_in_returned_mail(message)
-    return None
+    # The returned mail's own signed parts (its VERP Return-Path, its List-Unsubscribe
+    # link): what feedback loops that mail the bare address still carry. Never an address.
+    return _target_in_returned_mail(message)
 
 
 def _resolve(ref: verp.MailRef) -> Target | None:
@@ -285,6 +285,51 @@ def _unsubscribe_link(header: str) -> ReaderLink | None:
         return read_unsubscribe_token(found.group(1))
     except TokenError:
         return None
+
+
+# --- what a bounce would do: `mailer bounces explain` ----------------------------
+
+
+@dataclass(frozen=True)
+class Explanation:
+    reason: str
+    status: str | None
+    reply: str
+    domain: str | None
+    decision: str  # bounced, soft, unsubscribed or none
+    reader: str  # the address it would change, or why there is none
+
+
+DECISION_OF = {
+    BounceKind.HARD: "bounced",
+    BounceKind.SOFT: "soft",
+    BounceKind.COMPLAINT: "unsubscribed",
+    BounceKind.REFUSED: "none",
+}
+
+
+def explain(raw: bytes, recipient: str | None = None) -> Explanation:
+    """What `process` would decide for one message, changing nothing."""
+    try:
+        check_shape(raw)
+    except Unreadable as refused:
+        return Explanation("unknown", None, f"unreadable: {refused}", None, "none", "none")
+    message = parse(raw)
+    report = classify(raw, message)
+    if report is None:
+        return Explanation("unknown", None, "not a bounce", None, "none", "none")
+    reason, kind = judge(report)
+    decision = "none" if reason in NOT_FAILURES else DECISION_OF[kind]
+    target = target_of(message, recipient)
+    if target is None:
+        reader, domain = "none: no token of ours in the message", None
+    else:
+        email = db.session.scalar(
+            select(Subscriber.email).where(Subscriber.id == target.subscriber_id)
+        )
+        reader = email or "none: the reader was erased"
+        domain = email.rpartition("@")[2].lower() if email else None
+    return Explanation(reason.value, report.status, report.text, domain, decision, reader)
 
 
 # --- what a bounce does -------------------------------------------------------

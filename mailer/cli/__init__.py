@@ -10,6 +10,10 @@ from flask import Flask, current_app
 
 
 def register_commands(app: Flask) -> None:
+    from mailer.cli.bounces import bounces
+
+    app.cli.add_command(bounces)  # the pattern new command groups follow: a module each
+
     @app.cli.group("db")
     def db_group() -> None:
         """Database migrations."""

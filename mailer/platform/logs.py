@@ -30,7 +30,8 @@ def configure_logging(level: str) -> None:
             # Libraries speak at WARNING unless mailer's own level is quieter still.
             "loggers": {
                 name: {"level": max(logging.getLevelName(level), logging.WARNING)}
-                for name in ("urllib3", "amqp", "kombu")
+                # flufl.bounce logs a line per detector per message at INFO.
+                for name in ("urllib3", "amqp", "kombu", "flufl.bounce", "mail.log")
             },
         }
     )
