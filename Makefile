@@ -85,9 +85,10 @@ test: install redis-server chromium axe lint test-floors
 	$(BIN)/pytest
 
 # The floors in pyproject.toml are true: the oldest release of every dependency (and of
-# the dev extra), pinned, in a throwaway venv, runs the unit tier, and the delivery
-# engine's tests on SQLite with a Redis of their own (the journal is where a redis-py
-# floor that was not true once broke sending). Part of `make test`.
+# the dev extra), pinned, in a throwaway venv, runs the unit tier, and on SQLite with a
+# Redis of their own the tests that drive a library's API most directly: the delivery
+# engine's (the journal is where a redis-py floor that was not true once broke sending)
+# and the feeds' (httpx, httpcore's network backend, defusedxml). Part of `make test`.
 test-floors: redis-server
 	@set -euo pipefail; floors="$$(mktemp -d)"; trap 'rm -rf "$$floors"' EXIT; \
 	  $(PYTHON) -m venv "$$floors/venv"; \
@@ -97,7 +98,7 @@ test-floors: redis-server
 	  "$$floors/venv/bin/pip" check; \
 	  MAILER_TEST_DATABASE_URL= "$$floors/venv/bin/pytest" -q -m unit -p no:cacheprovider; \
 	  MAILER_TEST_DATABASE_URL= "$$floors/venv/bin/pytest" -q -p no:cacheprovider \
-	    tests/test_delivery_engine.py
+	    tests/test_delivery_engine.py tests/test_feeds.py
 
 # The inner loop: unit and integration tests on SQLite, without the slow and browser tiers.
 test-fast: install redis-server
