@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+LOCK := requirements.lock
 
 # `make run` starts its own Redis and mail catcher unless you point it elsewhere.
 PROCESSES := web worker beat bounces
@@ -14,14 +15,35 @@ ifndef MAILER_SMTP_HOST
 PROCESSES += mail
 endif
 
-.PHONY: install run test test-fast bench bench-million fuzz chaos lint fmt redis-server chromium axe clean
+.PHONY: install lock lock-upgrade lock-check run test test-fast test-floors bench bench-million fuzz chaos lint fmt redis-server chromium axe clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exactly the versions (and files, by hash) of requirements.lock, then mailer itself.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
+
+# requirements.lock from pyproject.toml (with the dev extra), for every platform, with
+# hashes: `make lock` after changing a dependency keeps every other pin; `make
+# lock-upgrade` takes the newest release of everything. Commit the result.
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --universal \
+  --python-version 3.11 --generate-hashes --custom-compile-command "make lock" --quiet
+lock: install
+	$(LOCK_COMPILE) -o $(LOCK)
+
+lock-upgrade: install
+	$(LOCK_COMPILE) --upgrade -o $(LOCK)
+
+# Fails when pyproject.toml asks for something requirements.lock does not hold (part of
+# `make lint`): the lock made anew from its own pins must come out the same.
+lock-check: install
+	@set -euo pipefail; scratch="$$(mktemp -d)"; trap 'rm -rf "$$scratch"' EXIT; \
+	  cp $(LOCK) "$$scratch/lock"; $(LOCK_COMPILE) -o "$$scratch/lock"; \
+	  diff -q $(LOCK) "$$scratch/lock" >/dev/null \
+	    || { echo "requirements.lock does not match pyproject.toml: run make lock" >&2; exit 1; }
 
 # Installs redis-server with the system's package manager when it is missing.
 redis-server:
@@ -81,8 +103,24 @@ $(AXE):
 	npm install --prefix tests/.node --no-save --no-audit --no-fund --silent axe-core@4
 
 # Everything CI runs: lint, format, types, the import graph, then every test tier.
-test: install redis-server chromium axe lint
+test: install redis-server chromium axe lint test-floors
 	$(BIN)/pytest
+
+# The floors in pyproject.toml are true: the oldest release of every dependency (and of
+# the dev extra), pinned, in a throwaway venv, runs the unit tier, and on SQLite with a
+# Redis of their own the tests that drive a library's API most directly: the delivery
+# engine's (the journal is where a redis-py floor that was not true once broke sending)
+# and the feeds' (httpx, httpcore's network backend, defusedxml). Part of `make test`.
+test-floors: redis-server
+	@set -euo pipefail; floors="$$(mktemp -d)"; trap 'rm -rf "$$floors"' EXIT; \
+	  $(PYTHON) -m venv "$$floors/venv"; \
+	  $(PYTHON) tools/floors.py --extra dev > "$$floors/requirements.txt"; \
+	  "$$floors/venv/bin/pip" install --quiet --disable-pip-version-check -r "$$floors/requirements.txt"; \
+	  "$$floors/venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -e .; \
+	  "$$floors/venv/bin/pip" check; \
+	  MAILER_TEST_DATABASE_URL= "$$floors/venv/bin/pytest" -q -m unit -p no:cacheprovider; \
+	  MAILER_TEST_DATABASE_URL= "$$floors/venv/bin/pytest" -q -p no:cacheprovider \
+	    tests/test_delivery_engine.py tests/test_feeds.py
 
 # The inner loop: unit and integration tests on SQLite, without the slow and browser tiers.
 test-fast: install redis-server
@@ -99,7 +137,7 @@ bench: install redis-server
 bench-million: install redis-server
 	$(BIN)/python -m bench.million
 
-lint: install
+lint: install lock-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

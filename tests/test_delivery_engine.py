@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+from aiosmtpd.controller import Controller
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import select, update
@@ -14,9 +15,9 @@ from mailer import delivery
 from mailer.delivery import recovery
 from mailer.delivery.claims import claim_rows, open_claim
 from mailer.delivery.journal import Journal
-from mailer.models import Delivery, DeliveryStatus, SendClaim, utcnow
+from mailer.models import Delivery, DeliveryStatus, SendClaim, Subscriber, utcnow
 from mailer.platform.db import db
-from tests.conftest import free_port
+from tests.conftest import Outbox, free_port
 from tests.helpers import add_article, add_readers, make_digest_here
 
 
@@ -39,12 +40,23 @@ def test_the_journal_records_what_went_and_what_is_on_the_wire(journal_client):
     journal.attempting(10)
     journal.attempting(11, sent_before=10)
     journal.attempting(12, sent_before=11)
-    journal.settle()
     assert journal.read() == (True, {0, 10, 11}, 12)  # 0 is the list's marker entry
     journal.sent(12)
     assert journal.read() == (True, {0, 10, 11, 12}, 12)
     journal.discard()
     assert journal.read() == (False, set(), None)
+
+
+def test_a_journal_of_the_previous_layout_is_still_read(journal_client):
+    """Before the journal was one list, the row on the wire had a key of its own: a claim
+    left so by a worker that died during an upgrade is settled as exactly as before."""
+    journal_client.set("mailer:claim:3:open", 1)
+    journal_client.rpush("mailer:claim:3:sent", 0, 20, 21)
+    journal_client.set("mailer:claim:3:inflight", 22)
+    journal = Journal(journal_client, 3)
+    assert journal.read() == (True, {0, 20, 21}, 22)
+    journal.discard()
+    assert journal_client.exists("mailer:claim:3:inflight") == 0
 
 
 def test_a_journal_whose_redis_is_gone_stops_writing_and_lets_sending_go_on():
@@ -53,7 +65,6 @@ def test_a_journal_whose_redis_is_gone_stops_writing_and_lets_sending_go_on():
     assert journal.working is False
     journal.attempting(1)  # no error: the send goes on, its rows will be reported unknown
     journal.sent(1)
-    journal.settle()
     with pytest.raises(redis.RedisError):
         journal.read()
 
@@ -97,7 +108,6 @@ def test_recovery_trusts_the_journal_row_by_row(app, digest_without_workers):
         journal.attempting(rows[0])
         journal.attempting(rows[1], sent_before=rows[0])
         journal.attempting(rows[2], sent_before=rows[1])  # rows[2] on the wire
-        journal.settle()
 
         assert delivery.recover_stale_claims() == 1
         by_row = dict(
@@ -199,3 +209,52 @@ def test_a_batch_told_where_its_rows_start_claims_from_there_then_from_anywhere(
         assert [r.delivery_id for r in claim_rows(second, digest_id, 4, ids[8])] == ids[:4]
         third = open_claim(digest_id)
         assert [r.delivery_id for r in claim_rows(third, digest_id, 4)] == ids[4:6]
+
+
+class JournalWitness(Outbox):
+    """A relay that, as each message's body arrives, reads what the journal says:
+    which row is on the wire and which went before it."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__()
+        self.client = client
+        self.seen: list[tuple[str, int, set[int]]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        (opened,) = self.client.keys("mailer:claim:*:open")
+        _opened, sent, row = Journal(self.client, int(opened.split(b":")[2])).read()
+        assert row is not None
+        self.seen.append((envelope.rcpt_tos[0], row, sent))
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_each_row_is_in_the_journal_before_the_relay_has_its_body(
+    app, digest_without_workers, settings_override, pipelining
+):
+    """The note is made while the relay answers the envelope, yet always before the body
+    that alone lets the relay accept the message."""
+    digest_id = digest_without_workers(4)
+    with app.app_context():
+        witness = JournalWitness(recovery.redis_client())
+        witness.pipelining = pipelining
+        controller = Controller(witness, hostname="127.0.0.1", port=free_port())
+        controller.start()
+        try:
+            settings_override(smtp_port=controller.port)
+            result = delivery.send_batch(digest_id)
+        finally:
+            controller.stop()
+        row_of = dict(
+            db.session.execute(
+                select(Subscriber.email, Delivery.id).join(
+                    Delivery, Delivery.subscriber_id == Subscriber.id
+                )
+            ).all()
+        )
+    assert result.sent == 4
+    assert [row for _to, row, _sent in witness.seen] == [row_of[to] for to, _r, _s in witness.seen]
+    for index, (_to, _row, sent) in enumerate(witness.seen):
+        # Every row that went before is listed as sent, the one just before included:
+        # its entry travels with this row's note.
+        assert sent >= {row for _to, row, _sent in witness.seen[:index]}

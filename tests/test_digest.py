@@ -116,7 +116,7 @@ def test_a_digest_has_the_headers_and_bodies_mailbox_providers_require(
     assert mail["Precedence"] == "bulk"
     # VERP: the envelope sender names this delivery, for the bounce to come back to.
     sender, _recipients = outbox.envelopes[-1]
-    assert re.fullmatch(r"bounces\+[a-z2-7]{26}@news\.example\.org", sender)
+    assert re.fullmatch(r"bounces\+d[1-9][0-9]*-[a-z2-7]{16}@news\.example\.org", sender)
     assert mail["List-Id"] == "Example News <digest.news.example.org>"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     https_link, mailto = [p.strip(" <>") for p in mail["List-Unsubscribe"].split(",")]

@@ -282,3 +282,29 @@ def test_broken_servers_redirects_inward_and_disguised_entities_are_skipped(
     with app.app_context():
         titles = set(db.session.scalars(select(Article.title)))
     assert titles == {"Feed story 40 — Çavuşoğlu"}  # nothing from the inner service
+
+
+def test_a_redirect_to_a_private_address_is_refused_before_any_connection(
+    app, feed_server, settings_override
+):
+    """The check is made on the resolved address before connecting, by name or by
+    literal: the service behind the redirect never even sees a connection attempt."""
+    inner = socket.create_server(("127.0.0.1", 0))  # listening: a connect would queue here
+    inner.setblocking(False)
+    port = inner.getsockname()[1]
+    feed_server.redirects["/to-literal"] = f"http://127.0.0.1:{port}/admin"
+    feed_server.redirects["/to-name"] = f"http://localhost:{port}/admin"
+    feeds = (feed_server.url + "/to-literal", feed_server.url + "/to-name")
+    settings_override(feeds=feeds, feed_timeout=2)
+    try:
+        with app.app_context():
+            results = poll_feeds()
+            errors = dict(db.session.execute(select(Feed.url, Feed.last_error)).all())
+        with pytest.raises(BlockingIOError):
+            inner.accept()  # nothing ever connected
+    finally:
+        inner.close()
+    for url in feeds:
+        assert str(results[url]).startswith("error:")
+        assert "private address" in errors[url], errors[url]
+    assert [path for path, _headers in feed_server.requests] == ["/to-literal", "/to-name"]

@@ -94,9 +94,9 @@ def test_a_killed_worker_leaves_at_most_one_row_in_doubt(app, isolated, outbox, 
     for email in set(emails) - unknown:
         assert received[email] == 1, email
     with app.app_context():
-        from mailer.delivery import digest_progress as progress
+        from mailer.delivery import digest_progress
 
-        info = progress(digest_id)
+        info = digest_progress(digest_id)
     assert info["unknown"] == len(unknown)
     assert info["status"] == ("sent_with_failures" if unknown else "sent")
 

@@ -8,11 +8,12 @@ next draft starts empty. Edits to articles are edits to the waiting articles the
 
 from __future__ import annotations
 
-import html
 import json
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from sqlalchemy import select
 
 from mailer.content.articles import waiting_in_digest_order
@@ -89,14 +90,29 @@ def set_subject_template(template: str, *, changed_by: str) -> None:
 
 # --- the introduction ---------------------------------------------------------
 
-LINK = re.compile(r"\[([^\]\n]{1,200})\]\((https?://[^\s)]{1,2000})\)")
-BOLD = re.compile(r"\*\*([^*\n]{1,500})\*\*")
-ITALIC = re.compile(r"(?<![*\w])\*([^*\n]{1,500})\*(?![*\w])")
+LINK_SCHEMES = ("http://", "https://", "mailto:")
+
+
+class _IntroMarkdown(MarkdownIt):
+    """CommonMark with only what an introduction needs: paragraphs, *emphasis*,
+    **strong**, [links](https://...) and lists; no HTML, headings, images or code, so
+    those are shown as the characters typed."""
+
+    def __init__(self) -> None:
+        super().__init__("zero", {"html": False, "linkify": False, "typographer": False})
+        self.enable(["list", "emphasis", "link", "newline"])
+
+    def validateLink(self, url: str) -> bool:
+        # A link to anything else stays the text typed; nh3 checks the schemes again.
+        return url.strip().lower().startswith(LINK_SCHEMES)
+
+
+_MARKDOWN = _IntroMarkdown()
 
 
 def clean_intro(raw: object) -> str | None:
     """The introduction as typed: plain text, or a little Markdown (paragraphs, **bold**,
-    *italic*, [links](https://...)). Stored as typed, rendered by render_intro()."""
+    *italic*, [links](https://...), lists). Stored as typed, rendered by render_intro()."""
     if raw is None:
         return None
     if not isinstance(raw, str):
@@ -112,21 +128,55 @@ def clean_intro(raw: object) -> str | None:
 def render_intro(intro: str | None) -> Intro | None:
     if not intro:
         return None
-    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", intro) if p.strip()]
-    html_parts = []
-    for paragraph in paragraphs:
-        marked = html.escape(paragraph, quote=False)
-        marked = LINK.sub(lambda m: f'<a href="{html.escape(m[2])}">{m[1]}</a>', marked)
-        marked = BOLD.sub(r"<strong>\1</strong>", marked)
-        marked = ITALIC.sub(r"<em>\1</em>", marked)
-        html_parts.append(f"<p>{marked}</p>")
-    text_parts = []
-    for paragraph in paragraphs:
-        plain = LINK.sub(r"\1 (\2)", paragraph)
-        plain = BOLD.sub(r"\1", plain)
-        text_parts.append(ITALIC.sub(r"\1", plain))
-    # Escaped first, then marked up, then sanitized: nothing an editor types becomes a script.
-    return Intro(html=sanitize_fragment("".join(html_parts)), text="\n\n".join(text_parts))
+    tokens = _MARKDOWN.parse(intro)
+    # Rendered with HTML off, then sanitized: nothing an editor types becomes a script.
+    html = sanitize_fragment(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}))
+    return Intro(html=html, text=_plain_text(tokens))
+
+
+def _plain_text(tokens: Sequence[Token]) -> str:
+    """The plain-text part's introduction: paragraphs apart, list items a line each,
+    links as `words (URL)`."""
+    parts: list[tuple[str, int | None]] = []  # (text, the list it is an item of)
+    numbers: list[int | None] = []  # per open list: the next item's number, None for bullets
+    lists = 0  # outermost lists seen: items of one list go a line each, lists stand apart
+    marker = ""
+    for token in tokens:
+        if token.type in ("bullet_list_open", "ordered_list_open"):
+            lists += not numbers
+            start = token.attrGet("start") if token.type == "ordered_list_open" else None
+            numbers.append(None if token.type == "bullet_list_open" else int(start or 1))
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            numbers.pop()
+        elif token.type == "list_item_open":
+            number = numbers[-1]
+            marker = "  " * (len(numbers) - 1) + ("- " if number is None else f"{number}. ")
+            if number is not None:
+                numbers[-1] = number + 1
+        elif token.type == "inline":
+            parts.append((marker + _inline_text(token.children or []), lists if numbers else None))
+            marker = ""
+    text = ""
+    for index, (part, in_list) in enumerate(parts):
+        if index:
+            text += "\n" if in_list is not None and parts[index - 1][1] == in_list else "\n\n"
+        text += part
+    return text
+
+
+def _inline_text(children: Sequence[Token]) -> str:
+    words: list[str] = []
+    hrefs: list[str] = []
+    for child in children:
+        if child.type == "text":
+            words.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            words.append(" ")
+        elif child.type == "link_open":
+            hrefs.append(str(child.attrGet("href") or ""))
+        elif child.type == "link_close":
+            words.append(f" ({hrefs.pop()})")
+    return " ".join("".join(words).split())
 
 
 # --- the draft ------------------------------------------------------------------

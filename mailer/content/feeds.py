@@ -6,25 +6,21 @@ entities) is recorded on its row and skipped; the other feeds go on.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import ipaddress
 import logging
-import socket
-import ssl
-import threading
-import time
 import xml.sax
+import xml.sax.handler
 from calendar import timegm
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urljoin, urlsplit
 
+import defusedxml
+import defusedxml.sax
 import feedparser
 from flask import current_app
 from sqlalchemy import select
 
 from mailer.content import articles
+from mailer.content.feed_http import FeedError, Fetched
+from mailer.content.feed_http import fetch as fetch_feed
 from mailer.content.summaries import html_to_text
 from mailer.mail import slots
 from mailer.models import Feed, utcnow
@@ -33,149 +29,23 @@ from mailer.platform.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = "mailer-feed-poller/1.0"
 # A feed seen for the first time contributes only its recent entries, not its archive.
 FIRST_POLL_WINDOW = timedelta(days=2)
 
-
-class FeedError(Exception):
-    """Why a feed could not be used this time."""
-
-
-@dataclass(frozen=True)
-class Fetched:
-    body: bytes | None  # None: not modified since the last poll
-    etag: str | None
-    last_modified: str | None
-
-
-MAX_REDIRECTS = 5
-READ_CHUNK = 65536
+__all__ = ["FeedError", "Fetched", "fetch", "parse_entries", "poll_feed", "poll_feeds"]
 
 
 def fetch(url: str, etag: str | None, last_modified: str | None) -> Fetched:
-    """GETs a feed within one deadline for everything (connect, headers, body, redirects).
-
-    Raises FeedError for anything that is not a feed document we may read.
-    """
+    """GETs a feed within MAILER_FEED_TIMEOUT and MAILER_FEED_MAX_BYTES. Raises FeedError."""
     settings = current_app.config["MAILER"]
-    deadline = time.monotonic() + settings.feed_timeout
-    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-    if etag:
-        headers["If-None-Match"] = etag
-    if last_modified:
-        headers["If-Modified-Since"] = last_modified
-    try:
-        origin = _origin(url)
-        for _ in range(MAX_REDIRECTS + 1):
-            status, location, response_headers, body = _get(url, headers, deadline, origin)
-            if status in {301, 302, 303, 307, 308} and location:
-                url = urljoin(url, location)
-                continue
-            if status == 304:
-                return Fetched(None, etag, last_modified)
-            if status >= 400 or status < 200:
-                raise FeedError(f"HTTP {status}")
-            return Fetched(
-                body, response_headers.get("ETag"), response_headers.get("Last-Modified")
-            )
-    except (OSError, http.client.HTTPException, ValueError, UnicodeError) as exc:
-        # Refused, reset, timed out, a broken status line or a short body, a URL that
-        # does not parse: all of them mean the feed cannot be read this time.
-        if time.monotonic() >= deadline:  # the watchdog cut it: say so, not what broke
-            raise FeedError(f"took longer than {settings.feed_timeout} s") from None
-        raise FeedError(f"unreachable: {type(exc).__name__}: {exc}") from None
-    raise FeedError(f"more than {MAX_REDIRECTS} redirects")
-
-
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise FeedError(f"not an http:// or https:// URL: {url[:200]!r}")
-    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def _get(
-    url: str, headers: dict[str, str], deadline: float, feed_origin: tuple[str, str, int]
-) -> tuple[int, str | None, http.client.HTTPMessage, bytes]:
-    """One request; the connection is cut at the deadline, whatever the server does."""
-    scheme, host, port = _origin(url)
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise FeedError(f"took longer than {current_app.config['MAILER'].feed_timeout} s")
-    connection: http.client.HTTPConnection
-    if scheme == "https":
-        connection = http.client.HTTPSConnection(
-            host, port, timeout=remaining, context=ssl.create_default_context()
-        )
-    else:
-        connection = http.client.HTTPConnection(host, port, timeout=remaining)
-    watchdog = threading.Timer(remaining, _cut, args=(connection,))
-    watchdog.start()
-    try:
-        connection.connect()
-        _check_peer(connection, (scheme, host, port) == feed_origin)
-        parts = urlsplit(url)
-        connection.request(
-            "GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers
-        )
-        response = connection.getresponse()
-        body = _read_body(response, deadline) if response.status == 200 else b""
-        return response.status, response.getheader("Location"), response.headers, body
-    finally:
-        watchdog.cancel()
-        connection.close()
-
-
-def _cut(connection: http.client.HTTPConnection) -> None:
-    """The deadline: a blocked read returns at once when its socket is shut down."""
-    if connection.sock is not None:
-        with contextlib.suppress(OSError):  # already closed
-            connection.sock.shutdown(socket.SHUT_RDWR)
-
-
-def _check_peer(connection: http.client.HTTPConnection, same_origin: bool) -> None:
-    """A redirect may lead anywhere public, never to another service on a private network.
-
-    The configured feed's own origin may be private (the site next door); checked on
-    the address actually connected to, so DNS cannot change the answer in between.
-    """
-    if same_origin or connection.sock is None:
-        return
-    address = ipaddress.ip_address(connection.sock.getpeername()[0].split("%")[0])
-    if not address.is_global:
-        raise FeedError(f"redirected to a private address ({address}); refused")
-
-
-def _read_body(response: http.client.HTTPResponse, deadline: float) -> bytes:
-    limit = current_app.config["MAILER"].feed_max_bytes
-    chunks, size = [], 0
-    # read1 returns what has arrived: a server that drips bytes cannot outlast the deadline.
-    while chunk := response.read1(READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise FeedError(f"larger than {limit} bytes")
-        if time.monotonic() > deadline:
-            raise FeedError(f"took longer than {current_app.config['MAILER'].feed_timeout} s")
-        chunks.append(chunk)
-    if response.length:  # read1 ends quietly where read() would raise IncompleteRead
-        raise FeedError(f"the server hung up {response.length} bytes before the end")
-    return b"".join(chunks)
-
-
-# An entity declaration in any of the encodings an XML parser detects by itself.
-ENTITY_DECLARATIONS = tuple(
-    "<!ENTITY".encode(encoding)
-    for encoding in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
-)
+    return fetch_feed(
+        url, etag, last_modified, timeout=settings.feed_timeout, max_bytes=settings.feed_max_bytes
+    )
 
 
 def parse_entries(url: str, body: bytes) -> list[dict]:
     """Article payloads from a feed document; raises FeedError for non-feeds."""
-    # Entity declarations have no business in a news feed and are how
-    # "billion laughs" documents explode; refuse them outright, in any encoding.
-    if any(needle in body for needle in ENTITY_DECLARATIONS):
-        raise FeedError("declares XML entities; refused")
+    _refuse_entities(body)
     parsed = feedparser.parse(body, response_headers={"content-location": url})
     problem = parsed.get("bozo_exception")
     # Malformed XML is refused rather than guessed at; a mislabelled encoding is not.
@@ -184,6 +54,19 @@ def parse_entries(url: str, body: bytes) -> list[dict]:
     if not parsed.get("version") and not parsed.entries:
         raise FeedError("not an RSS or Atom feed")
     return [_payload(entry) for entry in parsed.entries]
+
+
+def _refuse_entities(body: bytes) -> None:
+    """Entity declarations have no business in a news feed and are how "billion laughs"
+    documents explode: defusedxml's parser stops at the first one, in whatever encoding
+    the document is in, before feedparser sees it. A document that is not XML at all is
+    left to feedparser, which says what it is."""
+    try:
+        defusedxml.sax.parseString(body, xml.sax.handler.ContentHandler())
+    except defusedxml.DefusedXmlException:
+        raise FeedError("declares XML entities; refused") from None
+    except xml.sax.SAXException:
+        pass
 
 
 def _payload(entry: feedparser.FeedParserDict) -> dict:

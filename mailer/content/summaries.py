@@ -72,11 +72,11 @@ def summary_of(article: Article) -> str:
 
 
 def sanitize_fragment(fragment: str) -> str:
-    """An editor's marked-up words: paragraphs, emphasis and links, nothing else."""
+    """An editor's marked-up words: paragraphs, emphasis, links and lists, nothing else."""
     return nh3.clean(
         fragment,
-        tags={"p", "a", "strong", "em"},
-        attributes={"a": {"href"}},
-        url_schemes={"http", "https"},
+        tags={"p", "a", "strong", "em", "ul", "ol", "li"},
+        attributes={"a": {"href"}, "ol": {"start"}},
+        url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer",
     )

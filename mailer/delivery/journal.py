@@ -3,6 +3,12 @@
 The ledger reaches SQL once a second; the journal covers the time in between.
 Should the worker die, recovery reads it: rows it lists as sent are sent, the
 one row on the wire is in doubt, the rest were never tried.
+
+Only redis-py's public API, and one command a message: the claim's list gets the row
+going on the wire (`wire:<id>`) and, in the same RPUSH, the row sent before it (`<id>`).
+The command is answered before the message it notes can be accepted: the send loop
+makes the note while the relay answers the envelope (`SMTPConnection.send(...,
+before_body=...)`), and a relay cannot take a message before its body.
 """
 
 from __future__ import annotations
@@ -14,11 +20,7 @@ import redis
 log = logging.getLogger(__name__)
 
 JOURNAL_TTL = 7 * 86400
-UNREAD_LIMIT = 256  # replies left unread at most (a few bytes each, in the socket's buffer)
-
-
-def _bulk(value: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(value), value)
+WIRE = b"wire:"  # marks the entry of a row on the wire; a bare id is a row sent
 
 
 class Journal:
@@ -27,111 +29,91 @@ class Journal:
     def __init__(self, client: redis.Redis, claim_id: int) -> None:
         self.client = client
         self.prefix = f"mailer:claim:{claim_id}"
-        # The two commands sent per message, spelled out in RESP once: SET inflight <id>
-        # EX <ttl>, and RPUSH sent <id>. Only the ids change.
-        self._set_inflight_head = (
-            b"*5\r\n" + _bulk(b"SET") + _bulk(f"{self.prefix}:inflight".encode())
-        )
-        self._set_tail = _bulk(b"EX") + _bulk(str(JOURNAL_TTL).encode())
-        self._rpush_head = b"*3\r\n" + _bulk(b"RPUSH") + _bulk(f"{self.prefix}:sent".encode())
+        self._open = f"{self.prefix}:open"
+        self._log = f"{self.prefix}:sent"
+        # Where the journal kept the row on the wire before it became one list: still
+        # read, so a claim journaled by a worker of the previous release that died
+        # during an upgrade is settled as exactly as before.
+        self._old_inflight = f"{self.prefix}:inflight"
         self.working = True
-        self._connection: redis.connection.Connection | None = None
-        self._unread = 0  # replies of streamed writes not read yet
-
-    def _stream(self, packed: bytes, count: int) -> None:
-        """Writes commands without waiting for their replies, which are read in bulk later.
-
-        Once written they reach Redis even if this process dies at once, which is
-        all a write-ahead needs; waiting for each reply cost a round trip per message.
-        """
-        if not self.working:
-            return
-        try:
-            if self._connection is None:
-                self._connection = self.client.connection_pool.get_connection()
-            if self._unread >= UNREAD_LIMIT:
-                self._read_replies()
-            self._connection.send_packed_command([packed], check_health=False)
-            self._unread += count
-        except redis.RedisError as exc:
-            self._fail(exc)
-
-    def _read_replies(self) -> None:
-        assert self._connection is not None
-        for _ in range(self._unread):
-            reply = self._connection.read_response()
-            if isinstance(reply, redis.ResponseError):
-                raise reply
-        self._unread = 0
-
-    def settle(self) -> None:
-        """Reads what the streamed writes answered and gives their connection back."""
-        if self._connection is None:
-            return
-        try:
-            self._read_replies()
-        except redis.RedisError as exc:
-            self._fail(exc)
-            return
-        self.client.connection_pool.release(self._connection)
-        self._connection, self._unread = None, 0
+        self._writer: redis.Redis | None = None
 
     def _fail(self, exc: Exception) -> None:
         # Sending goes on; should this worker die now, its rows are reported unknown.
         log.warning("send journal unavailable (%s); continuing without it", exc)
         self.working = False
-        if self._connection is not None:
-            self._connection.disconnect()
-            self.client.connection_pool.release(self._connection)
-            self._connection, self._unread = None, 0
+        self.close()
 
-    def _run(self, *commands: tuple) -> None:
-        self.settle()  # streamed writes first, so the journal stays in order
+    def _push(self, *entries: bytes | int) -> None:
         if not self.working:
             return
         try:
+            if self._writer is None:
+                # One connection of the pool held for the claim's notes (public API:
+                # single_connection_client): taking one from the pool and giving it
+                # back for each command cost a third of the note's own time. Made on
+                # first use, so a Redis that is down fails here, not in the constructor.
+                self._writer = redis.Redis(
+                    connection_pool=self.client.connection_pool, single_connection_client=True
+                )
+            self._writer.rpush(self._log, *entries)
+        except redis.RedisError as exc:
+            self._fail(exc)
+
+    def close(self) -> None:
+        """Gives the held connection back to the pool (the journal's keys stay)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def open(self) -> None:
+        if not self.working:
+            return
+        try:
+            # Not a transaction: one write and one read, and the replies say Redis has them.
             pipe = self.client.pipeline(transaction=False)
-            for name, *args in commands:
-                getattr(pipe, name)(*args)
+            pipe.set(self._open, 1, JOURNAL_TTL)
+            pipe.rpush(self._log, 0)  # a marker entry, so the list can carry its expiry
+            pipe.expire(self._log, JOURNAL_TTL)
             pipe.execute()
         except redis.RedisError as exc:
             self._fail(exc)
 
-    def open(self) -> None:
-        sent = f"{self.prefix}:sent"
-        self._run(
-            ("set", f"{self.prefix}:open", 1, JOURNAL_TTL),
-            ("rpush", sent, 0),  # a marker entry, so the list can carry its expiry
-            ("expire", sent, JOURNAL_TTL),
-        )
-
     def attempting(self, delivery_id: int, *, sent_before: int | None = None) -> None:
-        """Notes the row going on the wire, and the one that went before it: one write.
+        """Notes the row going on the wire, and the one that went before it: one command.
 
         So the row sent last is recorded only when the next one starts, or at close;
         a worker dying in between leaves that one row in doubt, never more.
         """
-        packed = self._set_inflight_head + _bulk(str(delivery_id).encode()) + self._set_tail
+        wire = WIRE + str(delivery_id).encode()
         if sent_before is None:
-            self._stream(packed, 1)
+            self._push(wire)
         else:
-            push = self._rpush_head + _bulk(str(sent_before).encode())
-            self._stream(push + packed, 2)
+            self._push(sent_before, wire)
 
     def sent(self, delivery_id: int) -> None:
-        key = f"{self.prefix}:sent"
-        self._run(("rpush", key, delivery_id), ("expire", key, JOURNAL_TTL))
+        self._push(delivery_id)
 
     def read(self) -> tuple[bool, set[int], int | None]:
         """(journal exists, ids sent, id on the wire). Raises redis.RedisError."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.exists(f"{self.prefix}:open")
-        pipe.lrange(f"{self.prefix}:sent", 0, -1)
-        pipe.get(f"{self.prefix}:inflight")
-        opened, sent, inflight = pipe.execute()
-        return bool(opened), {int(x) for x in sent}, int(inflight) if inflight else None
+        pipe.exists(self._open)
+        pipe.lrange(self._log, 0, -1)
+        pipe.get(self._old_inflight)
+        opened, entries, old_inflight = pipe.execute()
+        sent: set[int] = set()
+        inflight = int(old_inflight) if old_inflight else None
+        for entry in entries:
+            if entry.startswith(WIRE):
+                inflight = int(entry[len(WIRE) :])
+            else:
+                sent.add(int(entry))
+        return bool(opened), sent, inflight
 
     def discard(self) -> None:
-        self._run(
-            ("delete", f"{self.prefix}:open", f"{self.prefix}:sent", f"{self.prefix}:inflight")
-        )
+        if not self.working:
+            return
+        try:
+            self.client.delete(self._open, self._log, self._old_inflight)
+        except redis.RedisError as exc:
+            self._fail(exc)

@@ -108,7 +108,7 @@ def send_batch(digest_id: int, from_id: int | None = None) -> BatchResult:
                 try:
                     _send_all(recipients, copies, journal, ledger, lease, smtp_connection())
                 finally:
-                    journal.settle()
+                    journal.close()
             ledger.flush(finished=True)
         except ClaimTaken:
             # Recovery settled this claim from its journal; its rows are others' now.
@@ -133,7 +133,18 @@ def _send_all(
 ) -> None:
     per_second = copies.settings.send_rate_per_second
     rate = SendRate(per_second) if per_second else None
+    on_wire = 0  # the row being sent
     unrecorded: int | None = None  # sent, not yet in the journal
+
+    def note_on_wire() -> None:
+        # Called by the SMTP session while the relay answers the envelope, before the
+        # body (which alone lets it accept the message): the write-ahead's round trip
+        # runs alongside the relay's. Cleared only once noted, so a send that fails
+        # before this leaves the row before it to the next note or the last.
+        nonlocal unrecorded
+        journal.attempting(on_wire, sent_before=unrecorded)
+        unrecorded = None
+
     for index, recipient in enumerate(recipients):
         if rate is not None:
             rate.wait_for_slot()
@@ -148,10 +159,9 @@ def _send_all(
             ledger.halt(recipients[index:], DeliveryStatus.PENDING)
             break
         mail = copies.build(recipient)
-        journal.attempting(recipient.delivery_id, sent_before=unrecorded)
-        unrecorded = None
+        on_wire = recipient.delivery_id
         try:
-            connection.send(mail.recipient, mail.data, sender=mail.sender)
+            connection.send(mail.recipient, mail.data, sender=mail.sender, before_body=note_on_wire)
         except ConnectFailure:
             # The relay is unreachable: nothing from here on was attempted, so it stays owed.
             ledger.release(recipients[index:])

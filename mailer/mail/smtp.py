@@ -6,6 +6,7 @@ import math
 import smtplib
 import socket
 import time
+from collections.abc import Callable
 from email.utils import parseaddr
 from typing import Any
 
@@ -141,37 +142,62 @@ class SMTPConnection:
         self._last_used = time.monotonic()
         return self._smtp
 
-    def send(self, recipient: str, data: bytes, *, sender: str | None = None) -> None:
+    def send(
+        self,
+        recipient: str,
+        data: bytes,
+        *,
+        sender: str | None = None,
+        before_body: Callable[[], None] | None = None,
+    ) -> None:
         """Sends one message to one recipient. `data` is ready for DATA: CRLF line ends,
         dot-stuffed, ending in CRLF (PreparedMessage.render(for_smtp=True) makes it so).
 
         With PIPELINING (RFC 2920: most relays, Postfix, smtp-sink), MAIL, RCPT and DATA
         go in one write and cost one round trip; without it, one command at a time.
+        `before_body` is called once the first command is written and before the body
+        is: a relay cannot accept a message before its body ends, so what must be
+        recorded before a send (the delivery journal) is recorded while the relay
+        answers, and its own round trip costs no time of its own.
         Raises PermanentFailure (5xx), TemporaryFailure (4xx, a lost connection) or
         ConnectFailure (no session at all).
         """
         smtp = self.ready()
         smtp.start_exchange(self.settings.smtp_transaction_seconds)
         try:
-            self._transaction(smtp, sender or self.sender, recipient, data)
+            self._transaction(smtp, sender or self.sender, recipient, data, before_body)
         except smtplib.SMTPServerDisconnected as exc:
             self.close()
             raise TemporaryFailure(f"connection lost: {exc}") from exc
         except OSError as exc:
             self.close()
             raise TemporaryFailure(f"connection lost: {exc}") from exc
+        except BaseException:
+            self.close()  # mid-transaction, replies unread: the session cannot be reused
+            raise
         finally:
             self._last_used = time.monotonic()
 
-    def _transaction(self, smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+    def _transaction(
+        self,
+        smtp: smtplib.SMTP,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        before_body: Callable[[], None] | None,
+    ) -> None:
         mail, rcpt = f"MAIL FROM:<{sender}>\r\n", f"RCPT TO:<{recipient}>\r\n"
         if self.pipelining:
             smtp.send((mail + rcpt + "DATA\r\n").encode("ascii"))
+            if before_body is not None:
+                before_body()
             replies = [smtp.getreply(), smtp.getreply(), smtp.getreply()]
         else:
             replies = []
             for command, wanted in ((mail, 250), (rcpt, 250), ("DATA\r\n", 354)):
                 smtp.send(command.encode("ascii"))
+                if before_body is not None and command is mail:
+                    before_body()
                 replies.append(smtp.getreply())
                 if replies[-1][0] != wanted and replies[-1][0] not in (251, 252):
                     break

@@ -1,10 +1,12 @@
 """VERP: an envelope sender per mail, naming what it was, so a bounce says whose mail bounced.
 
-`bounces+<token>@<bounce domain>`: the token is one AES block holding the kind of
-mail (a delivery row, a confirmation) and its id, with 56 bits of zeros that only
-the secret key turns into a valid block. It is short (26 characters, lowercase, so
-a relay that lowercases local parts changes nothing), opaque (it does not reveal
-how many readers or digests there are) and cannot be forged to name another reader.
+`bounces+<token>@<bounce domain>`, the token `<kind><id>-<mac>`: the kind of mail (`d` a
+delivery row, `c` a confirmation or welcome), its id in decimal, and 10 bytes of an
+HMAC-SHA256 of both under a key of its own derived from the secret, in lower-case base32
+(16 characters). At most 28 characters, so with the localpart (at most 20) the local
+part stays under RFC 5321's 64; lower case, so a relay that lowercases local parts
+changes nothing; and it cannot be forged to name another mail (80 bits of MAC). The id
+is readable: a bounce's author learns a row number, never an address.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,7 +24,8 @@ from flask import current_app
 
 from mailer.platform.settings import Settings
 
-PADDING = bytes(7)
+MAC_BYTES = 10  # 80 bits: 16 base32 characters, no padding
+TOKEN = re.compile(r"([dc])([1-9][0-9]{0,9})-([a-z2-7]{16})")
 
 
 class MailKind(StrEnum):
@@ -36,41 +40,70 @@ class MailRef:
 
 
 @functools.cache
-def _cipher_keys(secret_keys: tuple[str, ...]) -> list[bytes]:
+def _mac_keys(secret_keys: tuple[str, ...]) -> list[bytes]:
     # A key of its own per purpose, from each secret key: rotation keeps old tokens readable.
     return [
-        hmac.new(secret.encode(), b"mailer.verp", hashlib.sha256).digest()[:16]
+        hmac.new(secret.encode(), b"mailer.mail.verp.mac", hashlib.sha256).digest()
         for secret in secret_keys
     ]
 
 
-@functools.cache
-def _encryptor(key: bytes):
-    # One block of AES is a keyed permutation: ECB has nothing to leak here, and with no
-    # chaining one encryptor serves every block (one a newsletter, so made once).
-    return Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305
+def _mac(key: bytes, kind: str, number: str) -> str:
+    digest = hmac.new(key, f"{kind}:{number}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:MAC_BYTES]).decode().lower()
 
 
 def make_token(ref: MailRef, settings: Settings | None = None) -> str:
     settings = settings or current_app.config["MAILER"]
-    block = ref.kind.value.encode() + ref.id.to_bytes(8, "big") + PADDING
-    sealed = _encryptor(_cipher_keys(settings.secret_keys)[0]).update(block)
-    return base64.b32encode(sealed).decode().rstrip("=").lower()
+    number = str(ref.id)
+    return f"{ref.kind.value}{number}-{_mac(_mac_keys(settings.secret_keys)[0], ref.kind, number)}"
 
 
 def read_token(token: str, settings: Settings | None = None) -> MailRef | None:
     """The mail a token names, or None for anything not made with one of our keys."""
     settings = settings or current_app.config["MAILER"]
+    match = TOKEN.fullmatch(token)
+    if match is None:
+        return _read_sealed_token(token, settings)
+    kind, number, mac = match.groups()
+    for key in _mac_keys(settings.secret_keys):
+        if hmac.compare_digest(_mac(key, kind, number), mac):
+            return MailRef(MailKind(kind), int(number))
+    return None
+
+
+# --- The previous token, read only --------------------------------------------------
+# Until this release the token was one AES block (kind, id, 7 zero bytes) in 26 base32
+# characters. Mails sent with it still bounce, and complaints and late DSNs can come
+# weeks later, and a token carries no date to age it out by: so these are read, always
+# (never made). That costs nothing in safety (a forgery has to hit 56 zero bits); the
+# code can go once every mail sent before the change is older than anyone will still
+# answer, say a year on.
+
+_OLD_PADDING = bytes(7)
+
+
+@functools.cache
+def _old_cipher_keys(secret_keys: tuple[str, ...]) -> list[bytes]:
+    return [
+        # The label the tokens in mails already sent were made with (before the rename).
+        hmac.new(secret.encode(), b"mailer.verp", hashlib.sha256).digest()[:16]
+        for secret in secret_keys
+    ]
+
+
+def _read_sealed_token(token: str, settings: Settings) -> MailRef | None:
     if len(token) != 26 or not token.isalnum():
         return None
     try:
         sealed = base64.b32decode(token.upper() + "======")
     except ValueError:
         return None
-    for key in _cipher_keys(settings.secret_keys):
+    for key in _old_cipher_keys(settings.secret_keys):
+        # One block, no chaining: ECB is how the old token was made; nothing is sealed so.
         decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305
         block = decryptor.update(sealed) + decryptor.finalize()
-        if block[9:] == PADDING and block[:1] in (b"d", b"c"):
+        if block[9:] == _OLD_PADDING and block[:1] in (b"d", b"c"):
             number = int.from_bytes(block[1:9], "big")
             if 0 < number < 2**31:
                 return MailRef(MailKind(block[:1].decode()), number)
