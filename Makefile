@@ -91,7 +91,10 @@ run: install redis-server .env
 	@echo "  Caught mail:   http://127.0.0.1:8000/dev/mail  (files in var/mail/)"
 	@echo
 	@# Development mode (the /dev/mail pages) only for the processes this command starts.
-	MAILER_ENV=development PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(PROCESSES)
+	@# honcho reads no .env (`--env /dev/null`): its own parser drops the spaces of an
+	@# unquoted value and lets .env override the environment; every process reads .env
+	@# itself instead, as the `mailer` command does (the environment first).
+	MAILER_ENV=development PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --env /dev/null $(PROCESSES)
 
 # axe-core checks every page of the browser tests (contrast, labels, names), from npm.
 AXE := tests/.node/node_modules/axe-core/axe.min.js
