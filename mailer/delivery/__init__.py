@@ -43,7 +43,7 @@ and a row whose fate is unknown after a crash is reported, never resent.
 """
 
 from mailer.delivery.materializer import enqueue_materialize, materialize_digest
-from mailer.delivery.progress import digest_progress, live_status_counts
+from mailer.delivery.progress import digest_progress, digests_progress, live_status_counts
 from mailer.delivery.recovery import reconcile_digests, recover_stale_claims
 from mailer.delivery.rows import (
     CANCELLED_REPLY,
@@ -63,6 +63,7 @@ __all__ = [
     "BatchResult",
     "count_owed",
     "digest_progress",
+    "digests_progress",
     "enqueue_batches",
     "enqueue_materialize",
     "finish_if_done",

@@ -46,7 +46,7 @@ def dashboard():
         budget_reached_at=asking.budget_reached_at(),
         choices=sections.reader_counts(),
         waiting=articles.waiting_articles(),
-        recent=[delivery.digest_progress(d.id) for d in recent],
+        recent=delivery.digests_progress(recent),
     )
 
 
@@ -196,9 +196,7 @@ def send_digest():
 @bp.get("/digests")
 def digest_history():
     recent = digests.recent_digests(100)
-    return render_template(
-        "editor/digests.html", recent=[delivery.digest_progress(d.id) for d in recent]
-    )
+    return render_template("editor/digests.html", recent=delivery.digests_progress(recent))
 
 
 FAILED_PER_PAGE = 50
