@@ -9,20 +9,23 @@ from __future__ import annotations
 import os
 import re
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from mailer import create_app
 from mailer.access.editors import create_editor
+from mailer.mail.catcher import SaveToDirectory
 from mailer.models import Article, Subscriber, SubscriberStatus, utcnow
 from mailer.platform.db import db
 from mailer.platform.settings import load_settings
 from tests.conftest import Worker, free_port
-from tests.helpers import add_article, add_readers, text_body
+from tests.helpers import add_article, add_readers, text_body, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -106,8 +109,8 @@ def sites():
     unlisted.close()
 
 
-@pytest.fixture
-def live(app, environment, redis_server, tmp_path, sites):
+@contextmanager
+def running_stack(environment, redis_server, tmp_path, sites, **overrides: str):
     """The app on a real HTTP port with its own worker; mails link back to it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -119,6 +122,7 @@ def live(app, environment, redis_server, tmp_path, sites):
         "MAILER_EMBED_ORIGINS": sites[0].origin,
         "MAILER_SITE_URL": sites[0].origin,
         "MAILER_POSTAL_ADDRESS": "Example News, 1 Main Street, Springfield",
+        **overrides,
     }
     live_app = create_app(load_settings(environ=env))
     server = make_server("127.0.0.1", port, live_app, threaded=True)
@@ -126,10 +130,36 @@ def live(app, environment, redis_server, tmp_path, sites):
     thread.start()
     worker = Worker(env, tmp_path / "worker.log")
     worker.start(live_app)
-    yield base, live_app
-    worker.stop()
-    server.shutdown()
-    live_app.extensions["mailer.platform.db"]["engine"].dispose()
+    try:
+        yield base, live_app
+    finally:
+        worker.stop()
+        server.shutdown()
+        live_app.extensions["mailer.platform.db"]["engine"].dispose()
+
+
+@pytest.fixture
+def live(app, environment, redis_server, tmp_path, sites):
+    with running_stack(environment, redis_server, tmp_path, sites) as stack:
+        yield stack
+
+
+@pytest.fixture
+def dev_live(app, environment, redis_server, tmp_path, sites):
+    """The stack as `make run` starts it: development mode, mails kept by the catcher."""
+    mail = tmp_path / "mail"
+    catcher = Controller(SaveToDirectory(mail), hostname="127.0.0.1", port=free_port())
+    catcher.start()
+    overrides = {
+        "MAILER_ENV": "development",
+        "MAILER_SMTP_PORT": str(catcher.port),
+        "MAILER_MAIL_DIRECTORY": str(mail),
+    }
+    try:
+        with running_stack(environment, redis_server, tmp_path, sites, **overrides) as stack:
+            yield (*stack, mail)
+    finally:
+        catcher.stop()
 
 
 @pytest.fixture
@@ -384,3 +414,21 @@ def test_an_editor_shapes_the_digest_readers_get_the_archive_and_nobody_gets_an_
     assert page.locator("text=Waiting story, corrected").first.is_visible()
     assert "/unsubscribe/" not in page.content()
     shot(page, "archive-digest")
+
+
+def test_the_confirmation_button_in_the_caught_mail_opens_the_confirm_page(dev_live, browser):
+    """The README's first step: sign up, open the mail in /dev/mail/, press its button."""
+    base, _app, mail = dev_live
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page.goto(base + "/subscribe")
+    page.fill("#email", "newcomer@example.org")
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_selector("text=Check your inbox")
+    wait_until(lambda: list(mail.glob("*.eml")), timeout=15, message="no mail was caught")
+    page.goto(base + "/dev/mail/")
+    page.get_by_role("link", name=re.compile("Confirm")).first.click()
+    frame = page.frame_locator("iframe[title='HTML version']")
+    frame.get_by_role("link", name="Confirm my subscription").click()
+    page.wait_for_url(re.compile(r".*/confirm/[^/]+$"))  # the tab itself, not the frame
+    assert page.get_by_role("button", name="Yes, subscribe me").is_visible()
+    shot(page, "devmail-followed-to-confirm")
