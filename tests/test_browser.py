@@ -130,6 +130,7 @@ def running_stack(environment, redis_server, tmp_path, sites, **overrides: str):
     thread.start()
     worker = Worker(env, tmp_path / "worker.log")
     worker.start(live_app)
+    live_app.config["TEST_WORKER"] = worker  # for tests that hold the stack's work back
     try:
         yield base, live_app
     finally:
@@ -432,3 +433,39 @@ def test_the_confirmation_button_in_the_caught_mail_opens_the_confirm_page(dev_l
     page.wait_for_url(re.compile(r".*/confirm/[^/]+$"))  # the tab itself, not the frame
     assert page.get_by_role("button", name="Yes, subscribe me").is_visible()
     shot(page, "devmail-followed-to-confirm")
+
+
+def test_the_digest_page_after_send_shows_its_controls_and_its_end_without_a_reload(
+    live, browser, outbox
+):
+    base, app = live
+    worker = app.config["TEST_WORKER"]
+    with app.app_context():
+        create_editor("desk@example.org", PASSWORD)
+    add_readers(app, "live", 3)
+    add_article(app, "Live story", "https://news.example.org/live", summary="Live.")
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page.goto(base + "/editor/login")
+    page.fill("#email", "desk@example.org")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/editor/")
+    worker.stop()  # the digest stays "preparing" until a worker takes it
+    page.goto(base + "/editor/digest")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Send to 3 daily readers").click()
+    page.wait_for_url(re.compile(r".*/editor/digests/\d+$"))
+    page.evaluate("window.sameDocument = true")  # gone if the page is ever reloaded
+    assert page.locator("#progress").get_attribute("data-status") == "preparing"
+    assert page.get_by_role("button", name="Pause").is_visible()
+    assert page.get_by_role("button", name="Cancel").is_visible()
+    shot(page, "editor-digest-preparing")
+
+    worker.start(app)
+    page.wait_for_selector("#digest-state[data-status=sent]", timeout=30_000)
+    assert page.evaluate("window.sameDocument") is True
+    assert page.get_by_role("heading", name="Public archive").is_visible()
+    assert page.locator("text=finished").is_visible()
+    assert page.get_by_role("button", name="Pause").count() == 0
+    shot(page, "editor-digest-finished-live")
+    assert len(outbox.wait_for("live0@example.org")) == 1
