@@ -15,6 +15,7 @@ from mailer.models import (
     Delivery,
     DeliveryStatus,
     Digest,
+    Frequency,
     Subscriber,
     SubscriberStatus,
     Suppression,
@@ -196,6 +197,7 @@ class BounceFigures:
     """Bounces and complaints of one digest, as counts and as shares of the mails sent."""
 
     digest_id: int
+    frequency: Frequency
     sent: int
     bounces: int
     complaints: int
@@ -209,17 +211,25 @@ class BounceFigures:
         return self.complaints / self.sent if self.sent else 0.0
 
 
-def last_digest_bounces() -> BounceFigures | None:
-    last = db.session.execute(
-        select(Digest.id, Digest.sent_count)
-        .where(Digest.finished_at.is_not(None))
-        .order_by(Digest.id.desc())
-        .limit(1)
-    ).first()
-    if last is None:
-        return None
-    digest_id = last.id
-    sent = last.sent_count
+def last_digest_bounces() -> list[BounceFigures]:
+    """The figures of the last finished digest of each frequency, the newest first.
+
+    One per frequency: a weekly digest to a handful of readers must not hide the daily
+    digest's bounces that went out the day before it."""
+    figures = []
+    for frequency in Frequency:
+        last = db.session.execute(
+            select(Digest.id, Digest.sent_count)
+            .where(Digest.finished_at.is_not(None), Digest.frequency == frequency)
+            .order_by(Digest.id.desc())
+            .limit(1)
+        ).first()
+        if last is not None:
+            figures.append(_bounce_figures(last.id, frequency, last.sent_count))
+    return sorted(figures, key=lambda f: f.digest_id, reverse=True)
+
+
+def _bounce_figures(digest_id: int, frequency: Frequency, sent: int | None) -> BounceFigures:
     if sent is None:  # finished before its tallies were kept on its row
         sent = db.count(
             select(func.count())
@@ -234,7 +244,7 @@ def last_digest_bounces() -> BounceFigures | None:
         ).all()
     )
     bounced = kinds.get(BounceKind.HARD, 0) + kinds.get(BounceKind.SOFT, 0)
-    return BounceFigures(digest_id, sent, bounced, kinds.get(BounceKind.COMPLAINT, 0))
+    return BounceFigures(digest_id, frequency, sent, bounced, kinds.get(BounceKind.COMPLAINT, 0))
 
 
 def reactivate(subscriber_id: int) -> bool:
