@@ -494,3 +494,25 @@ def test_a_segment_rendered_later_keeps_the_digest_s_date_template_and_footer(
     assert politics.subject == f"Example News, {made_at.strftime('%-d %B %Y')}: Vote today"
     assert "1 High Street" in politics.text_body and "Somewhere Else" not in politics.text_body
     assert made_at.strftime("%-d %B %Y") in politics.text_body
+
+
+def test_the_next_digest_warns_when_its_subject_names_an_article_a_set_does_not_get(
+    app, api, console, monkeypatch
+):
+    from mailer.platform import jobs
+
+    monkeypatch.setattr(jobs, "enqueue", lambda *args: True)
+    add_choosing_readers(app, READERS)
+    api.article("Vote today", "vote", "politics")
+    api.article("Cup final", "cup", "sport")
+    token = csrf_token(console, "/editor/digest")
+    console.post(
+        "/editor/digest/draft", data={"csrf_token": token, "subject": "Cup Final: who won?"}
+    )
+    page = console.get("/editor/digest").get_data(as_text=True)
+    assert "The subject names “Cup final”,\n     which 1 readers of Politics do not get" in page
+    assert "readers of Sport" not in page and "readers of Every section" not in page
+    assert "readers of World news" not in page  # they get no mail at all
+
+    console.post("/editor/digest/draft", data={"csrf_token": token, "subject": "Our day"})
+    assert "The subject names" not in console.get("/editor/digest").get_data(as_text=True)

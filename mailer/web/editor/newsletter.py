@@ -95,14 +95,17 @@ def digest_archive(digest_id: int):
 def next_digest():
     waiting = articles.waiting_in_digest_order(current_app.config["MAILER"].digest_max_articles)
     preview = digests.preview()
+    draft = editorial.draft()
+    plan = segments.planned(Frequency.DAILY, waiting)
     return render_template(
         "editor/next_digest.html",
         preview=emails.example_copy(preview) if preview else None,
-        draft=editorial.draft(),
+        draft=draft,
+        subject_misses=segments.subject_misses(draft.subject, plan) if draft.subject else [],
         subject_template=editorial.subject_template(),
         waiting=waiting,
         readers=digests.active_readers(Frequency.DAILY),
-        plan=segments.planned(Frequency.DAILY, waiting),
+        plan=plan,
         weekly_readers=digests.active_readers(Frequency.WEEKLY),
         weekly_waiting=digests.waiting_count(Frequency.WEEKLY),
     )
