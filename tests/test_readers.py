@@ -237,3 +237,41 @@ def test_the_dashboard_charts_signups_and_unsubscribes_per_day(app, console):
     assert 'stroke-width="2"' in lines[1] and "stroke-dasharray" in lines[1]
     svg = page.split("<svg", 1)[1].split("</svg>", 1)[0]
     assert svg.count("<text") == svg.count("</text>")  # well-formed labels
+
+
+def test_bounced_readers_can_be_listed_and_a_readers_choice_changed_by_an_editor(
+    app, console, settings_override
+):
+    from mailer.models import Frequency
+
+    settings_override(sections=(("politics", "Politics"), ("sport", "Sport")))
+    add(app, "gone@example.org", SubscriberStatus.BOUNCED)
+    reader = add(app, "choosy@example.org")
+    listing = console.get("/editor/subscribers").get_data(as_text=True)
+    assert '<option value="bounced">bounced</option>' in listing
+    bounced = console.get("/editor/subscribers?status=bounced").get_data(as_text=True)
+    assert "gone@example.org" in bounced and "choosy@example.org" not in bounced
+
+    page = console.get(f"/editor/subscribers/{reader}").get_data(as_text=True)
+    assert "<p>Every section · every day there is news</p>" in page
+    fields = hidden_fields(page)
+    path = f"/editor/subscribers/{reader}/choice"
+    choice = {"sections_shown": "politics,sport", "sections": "sport", "frequency": "weekly"}
+    assert console.post(path, data=choice).status_code == 400  # no CSRF token
+    done = console.post(
+        path, data={**choice, "csrf_token": fields["csrf_token"]}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "Saved: their next digest follows it." in done
+    assert "<p>Sport · once a week</p>" in done
+    with app.app_context():
+        row = db.session.get_one(Subscriber, reader)
+        assert (row.sections, row.frequency) == ("sport", Frequency.WEEKLY)
+    nothing = {"sections_shown": "politics,sport", "frequency": "daily"}
+    cleared = console.post(
+        path, data={**nothing, "csrf_token": fields["csrf_token"]}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "Please choose at least one section." in cleared
+    gone = console.get(
+        f"/editor/subscribers/{add(app, 'left@example.org', SubscriberStatus.UNSUBSCRIBED)}"
+    )
+    assert "Change their sections" not in gone.get_data(as_text=True)
