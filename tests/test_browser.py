@@ -469,3 +469,64 @@ def test_the_digest_page_after_send_shows_its_controls_and_its_end_without_a_rel
     assert page.get_by_role("button", name="Pause").count() == 0
     shot(page, "editor-digest-finished-live")
     assert len(outbox.wait_for("live0@example.org")) == 1
+
+
+INSIDE = """el => { const r = el.getBoundingClientRect();
+  return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth; }"""
+# The size the chart's text comes out at on screen: its font size times the SVG's scale.
+CHART_TEXT = """() => [...document.querySelectorAll('main svg[role=img]')]
+  .filter(svg => svg.getBoundingClientRect().width > 0)
+  .flatMap(svg => [...svg.querySelectorAll('text')].map(t =>
+    parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a))"""
+# Every legend label's box against every grid line's, in the chart that is shown.
+LEGEND_CROSSED = """() => [...document.querySelectorAll('main svg[role=img]')]
+  .filter(svg => svg.getBoundingClientRect().width > 0)
+  .flatMap(svg => [...svg.querySelectorAll('text')]
+    .filter(t => ['signups', 'unsubscribes'].includes(t.textContent)).flatMap(t => {
+    const box = t.getBoundingClientRect();
+    return [...svg.querySelectorAll('line[stroke="#e4e4e8"]')].filter(line => {
+      const y = line.getBoundingClientRect().top;
+      return y >= box.top && y <= box.bottom; }).map(() => t.textContent); }))"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_consoles_tables_and_chart_fit_the_screen(
+    width, app, environment, redis_server, tmp_path, sites, browser
+):
+    sections = {"MAILER_SECTIONS": "politics:Politics,world:World news"}
+    with running_stack(environment, redis_server, tmp_path, sites, **sections) as (base, live_app):
+        with live_app.app_context():
+            from mailer import sections as list_sections
+
+            list_sections.store_configured()
+            db.session.commit()
+            create_editor("desk@example.org", PASSWORD)
+        add_readers(live_app, "fit", 3)
+        add_article(
+            live_app,
+            "A story with a rather long title that wraps on a phone",
+            "https://news.example.org/fit",
+            section="politics",
+        )
+        page = browser.new_page(viewport={"width": width, "height": 900}, bypass_csp=True)
+        page.goto(base + "/editor/login")
+        page.fill("#email", "desk@example.org")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/editor/")
+
+        sizes = page.evaluate(CHART_TEXT)
+        assert sizes and min(sizes) >= 11, sizes
+        assert page.evaluate(LEGEND_CROSSED) == []
+        shot(page, f"fit-{width}-dashboard")
+
+        page.goto(base + "/editor/articles")
+        assert page.locator("td.date").first.evaluate(INSIDE)
+        assert page.get_by_role("button", name=re.compile("^Remove")).first.evaluate(INSIDE)
+        shot(page, f"fit-{width}-articles")
+
+        page.goto(base + "/editor/sections")
+        for name in ("Rename", "Retire"):
+            for button in page.get_by_role("button", name=name, exact=True).all():
+                assert button.evaluate(INSIDE), name
+        shot(page, f"fit-{width}-sections")

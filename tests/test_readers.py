@@ -227,9 +227,10 @@ def test_the_dashboard_charts_signups_and_unsubscribes_per_day(app, console):
     assert signups[-1] == 2 and signups[-4] == 1 and signups[-41] == 1
     assert leaving[-1] == 1 and sum(leaving) == 1
     page = console.get("/editor/").get_data(as_text=True)
-    assert '<svg xmlns="http://www.w3.org/2000/svg"' in page
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-wide"' in page
+    assert 'class="chart chart-narrow"' in page  # the phone's drawing
     assert "Signups and unsubscribes per day, last 90 days" in page
-    assert page.count("<polyline") == 2
+    assert page.count("<polyline") == 4  # two lines in each drawing
     assert now.strftime("%d %b") in page  # the axis ends today
     # Equal values put the lines on each other: one wide and solid, one dashed on top.
     lines = re.findall(r"<polyline[^>]*>", page)
