@@ -30,6 +30,14 @@ class DigestArticle:
     published_at: datetime | None
 
 
+def digest_article(article: Article) -> DigestArticle:
+    """An article as a digest shows it: its summary in paragraphs."""
+    paragraphs = summary_of(article).split("\n\n")
+    return DigestArticle(
+        article.title, article.url, paragraphs, article.author, article.published_at
+    )
+
+
 @dataclass(frozen=True)
 class DigestInputs:
     """What a digest's mail is made of besides its articles, fixed on its row when it is
@@ -88,10 +96,7 @@ def digest(
         "digest",
         subject=subject,
         intro=render_intro(intro),
-        articles=[
-            DigestArticle(a.title, a.url, summary_of(a).split("\n\n"), a.author, a.published_at)
-            for a in ordered
-        ],
+        articles=[digest_article(a) for a in ordered],
         list_name=inputs.list_name,
         site_url=inputs.site_url,
         site_name=inputs.site_name,
