@@ -114,6 +114,14 @@ def test_each_reader_gets_their_sections_and_the_front_page_at_their_frequency(
     assert titles_in(week) == {"Vote today", "Cup final", "Town hall", "Late news"}
     [sport_week] = outbox.to("weeklysport@example.org")
     assert titles_in(sport_week) == {"Cup final", "Town hall"}
+    # The weekly mail says it is weekly, and offers its readers every day, not "weekly".
+    for mail in (week, sport_week):  # the whole digest, and a segment rendered later
+        for body in (text_body(mail), html_body(mail)):
+            assert "The week's digest · " in body
+            assert "or get it every day" in body and "get it weekly" not in body
+    daily_mail = got["politics@example.org"][0]
+    for body in (text_body(daily_mail), html_body(daily_mail)):
+        assert "The week's digest" not in body and "or get it weekly" in body
     # Each article is in exactly one weekly digest: nothing is left for another.
     assert api.digest("weekly").status_code == 409
     # The daily run still owes the articles that came after it, to daily readers only.

@@ -15,7 +15,7 @@ from mailer.content.draft import render_intro, render_subject, subject_template
 from mailer.content.summaries import summary_of
 from mailer.mail import HTML_LIMIT_BYTES
 from mailer.mail.render import RenderedEmail, render_newsletter
-from mailer.models import Article, Digest, utcnow
+from mailer.models import Article, Digest, Frequency, utcnow
 from mailer.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def digest(
     subject: str | None = None,
     intro: str | None = None,
     archive_url: str | None = None,
+    frequency: Frequency = Frequency.DAILY,
 ) -> RenderedEmail:
     """The digest of these articles in the order an editor gave them (else newest first),
     under the editor's subject and introduction, with a slot for each of the reader's links."""
@@ -103,6 +104,8 @@ def digest(
         postal_address=inputs.postal_address,
         archive_url=archive_url,
         date=inputs.date,
+        # The weekly mail says so, and offers its readers every day instead.
+        weekly=frequency is Frequency.WEEKLY,
     )
     size = len(rendered.html.encode())
     if size > HTML_LIMIT_BYTES:

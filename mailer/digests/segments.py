@@ -70,6 +70,7 @@ def _rendered(digest: Digest, chosen: list[Article], key: str) -> dict[str, obje
             subject=digest.subject if digest.subject_given else None,
             intro=digest.intro,
             archive_url=links.archive_url(digest.id),
+            frequency=digest.frequency,
         )
     return {
         "articles": len(picked),
