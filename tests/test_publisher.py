@@ -169,6 +169,8 @@ def test_the_archive_shows_sent_digests_without_any_readers_link(
     )
     assert client.get(f"/archive/{digest_id}").status_code == 404
     assert "Archived issue" not in client.get("/archive/").get_data(as_text=True)
+    history = console.get("/editor/digests").get_data(as_text=True)
+    assert 'sent <span class="muted">· hidden from the archive</span>' in history
     settings_override(archive=False)
     assert client.get("/archive/").status_code == 404
     assert client.get("/archive/feed.xml").status_code == 404

@@ -276,3 +276,48 @@ def test_bounced_readers_can_be_listed_and_a_readers_choice_changed_by_an_editor
         f"/editor/subscribers/{add(app, 'left@example.org', SubscriberStatus.UNSUBSCRIBED)}"
     )
     assert "Change their sections" not in gone.get_data(as_text=True)
+
+
+def test_the_import_button_counts_the_rows_that_change_and_imports_are_not_signups(
+    app, console, worker, outbox
+):
+    add(app, "already@example.org")
+    content = (
+        "email,name,status,consented_at\n"
+        "already@example.org,,active,2026-03-01T10:00:00Z\n"  # unchanged
+        "fresh@example.org,,active,2026-03-01T10:00:00Z\n"
+        "gone@example.org,,unsubscribed,,\n"
+    )
+    page = upload(console, content.encode()).headers["Location"]
+    preview = import_state(console, page, "previewed")
+    assert preview["summary"]["changes"] == 2 and preview["total_rows"] == 3
+    shown = console.get(page).get_data(as_text=True)
+    assert "Import 2 readers</button>" in shown
+    console.post(page + "/start", data={"csrf_token": token(console, page)})
+    import_state(console, page, "done")
+
+    from mailer.subscribers.records import daily_activity
+
+    with app.app_context():
+        _days, signups, leaving = daily_activity(90)
+    assert signups[-1] == 1  # already@ signed up today; fresh@ signed up elsewhere, before
+    assert leaving[-1] == 0  # gone@ left before the import
+
+
+def test_one_of_anything_is_one_not_ones(app, console):
+    from tests.helpers import add_article
+
+    add(app, "only@example.org")
+    add_article(app, "Single", "https://news.example.org/single")
+    page = console.get("/editor/digest").get_data(as_text=True)
+    assert "Send to 1 daily reader</button>" in page
+    assert "Send this digest to 1 reader now?" in page
+    assert "1 readers" not in page
+
+
+def test_plural_words():
+    from mailer.platform.words import plural
+
+    assert plural(1, "reader") == "1 reader"
+    assert plural(0, "reader") == "0 readers"
+    assert plural(2, "daily reader") == "2 daily readers"

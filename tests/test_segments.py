@@ -518,7 +518,7 @@ def test_the_next_digest_warns_when_its_subject_names_an_article_a_set_does_not_
         "/editor/digest/draft", data={"csrf_token": token, "subject": "Cup Final: who won?"}
     )
     page = console.get("/editor/digest").get_data(as_text=True)
-    assert "The subject names “Cup final”,\n     which 1 readers of Politics do not get" in page
+    assert "The subject names “Cup final”,\n     which 1 reader of Politics does not get" in page
     assert "readers of Sport" not in page and "readers of Every section" not in page
     assert "readers of World news" not in page  # they get no mail at all
 

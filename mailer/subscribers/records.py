@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from mailer.models import (
     Bounce,
@@ -172,19 +172,32 @@ def _day(column):
     return func.date(column)
 
 
+IMPORT_SOURCE = "import:"  # the consent source of an imported reader: "import:<file name>"
+
+
 def daily_activity(days: int = 90) -> tuple[list[date], list[int], list[int]]:
     """Days, signups per day and unsubscribes per day, for the last `days` days (UTC)."""
     today = utcnow().date()
     span = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
     since = utcnow() - timedelta(days=days)
 
-    def per_day(column) -> dict[str, int]:
+    def per_day(column, *where) -> dict[str, int]:
         day = _day(column)  # one expression, so GROUP BY repeats it exactly
-        rows = db.session.execute(select(day, func.count()).where(column >= since).group_by(day))
-        return {str(day): count for day, count in rows}
+        query = select(day, func.count()).where(column >= since, *where).group_by(day)
+        return {str(day): count for day, count in db.session.execute(query)}
 
-    signups = per_day(Subscriber.created_at)
-    leaving = per_day(Subscriber.unsubscribed_at)
+    # An import is not a day's signups (nor, for rows imported as unsubscribed, its
+    # unsubscribes): those readers signed up elsewhere, before.
+    imported = Subscriber.consent_source.startswith(IMPORT_SOURCE)
+    signups = per_day(Subscriber.created_at, or_(Subscriber.consent_source.is_(None), ~imported))
+    leaving = per_day(
+        Subscriber.unsubscribed_at,
+        or_(
+            Subscriber.consent_source.is_(None),
+            ~imported,
+            Subscriber.unsubscribed_at != Subscriber.created_at,
+        ),
+    )
     return (
         span,
         [signups.get(d.isoformat(), 0) for d in span],

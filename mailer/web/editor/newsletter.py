@@ -227,7 +227,8 @@ DIGEST_ACTIONS = {
     "resume": (digest_controls.resume_digest, "Resumed."),
     "cancel": (
         digest_controls.cancel_digest,
-        "Cancelled. Readers not yet reached will not get it.",
+        "Cancelled. Readers not yet reached will not get it; if no mail of it went out, "
+        "its articles wait for the next digest.",
     ),
     "retry": (
         digest_controls.retry_failed,
