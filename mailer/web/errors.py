@@ -45,7 +45,7 @@ HTTP_MESSAGES = {
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(UserError)
     def _user_error(error: UserError) -> Response:
-        page = {"offer_signup": error.offer_signup}  # a reader's page, not an API's answer
+        page: dict[str, object] = {"offer_signup": error.offer_signup}  # pages only, not JSON
         return error_response(error.status, error.title, error.message, page=page)
 
     @app.errorhandler(CSRFError)
