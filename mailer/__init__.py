@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import ServiceUnavailable, UnsupportedMediaType
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from mailer.platform import words
 from mailer.platform.db import db
 from mailer.platform.jobs import init_celery
 from mailer.platform.settings import PROJECT_ROOT, Settings, load_settings
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
         )
 
+    app.jinja_env.filters["plural"] = words.plural  # {{ n|plural("reader") }}: "1 reader"
     init_inputs(app)
     # Registered before CSRFProtect (which reads the form) so they apply first.
     app.before_request(_refuse_unknown_body_types)

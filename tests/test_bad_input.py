@@ -233,3 +233,15 @@ def test_unknown_fields_and_non_string_values_in_json_are_handled(app, client, e
     )
     assert response.status_code == 400
     assert snapshot(app) == before
+
+
+def test_an_api_error_is_only_its_message(client):
+    """No page-only fields (a reader's "sign up again") in an API's answer."""
+    answer = client.get("/api/digests/1", headers={"Authorization": "Bearer not-a-token"})
+    assert answer.status_code == 401 and set(answer.get_json()) == {"error"}
+    from mailer.access.api_tokens import create_api_token
+
+    with client.application.app_context():
+        token = create_api_token("errors")
+    missing = client.get("/api/digests/999", headers={"Authorization": f"Bearer {token}"})
+    assert missing.status_code == 404 and set(missing.get_json()) == {"error"}

@@ -576,3 +576,27 @@ def test_bounces_explain_says_what_a_bounce_would_do_and_changes_nothing(
     # Nothing changed: the reader is active and no bounce was kept.
     assert status_of(app, target) == SubscriberStatus.ACTIVE
     assert bounce_kinds(app, target) == []
+
+
+def test_a_newer_weekly_digest_does_not_hide_the_daily_digests_bounces(
+    app, console, outbox, receiver, monkeypatch
+):
+    from mailer.models import Frequency
+    from tests.helpers import add_choosing_readers
+
+    hard, _fine = add_readers(app, "daily", 2)
+    add_choosing_readers(app, {"weekly@example.org": (None, Frequency.WEEKLY)})
+    add_article(app, "Daily", "https://news.example.org/daily-bounce")
+    daily = send_digest_here(app, monkeypatch)
+    deliver(
+        receiver, verp_of(outbox, hard), sample("exim.eml", verp=verp_of(outbox, hard), reader=hard)
+    )
+    weekly = make_digest_here(app, monkeypatch, frequency=Frequency.WEEKLY)
+    with app.app_context():
+        delivery.send_batch(weekly)
+    outbox.wait_for("weekly@example.org")
+    page = console.get("/editor/").get_data(as_text=True)
+    assert f'The last weekly digest, <a href="/editor/digests/{weekly}">#{weekly}</a>' in page
+    assert f'The last daily digest, <a href="/editor/digests/{daily}">#{daily}</a>' in page
+    assert "1</strong> bounced (50.00 %)" in page  # the daily one's, under the newer weekly
+    assert page.index(f"#{weekly}</a>") < page.index(f"#{daily}</a>")

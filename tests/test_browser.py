@@ -9,20 +9,23 @@ from __future__ import annotations
 import os
 import re
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from mailer import create_app
 from mailer.access.editors import create_editor
+from mailer.mail.catcher import SaveToDirectory
 from mailer.models import Article, Subscriber, SubscriberStatus, utcnow
 from mailer.platform.db import db
 from mailer.platform.settings import load_settings
 from tests.conftest import Worker, free_port
-from tests.helpers import add_article, add_readers, text_body
+from tests.helpers import add_article, add_readers, text_body, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -106,8 +109,8 @@ def sites():
     unlisted.close()
 
 
-@pytest.fixture
-def live(app, environment, redis_server, tmp_path, sites):
+@contextmanager
+def running_stack(environment, redis_server, tmp_path, sites, **overrides: str):
     """The app on a real HTTP port with its own worker; mails link back to it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -119,6 +122,7 @@ def live(app, environment, redis_server, tmp_path, sites):
         "MAILER_EMBED_ORIGINS": sites[0].origin,
         "MAILER_SITE_URL": sites[0].origin,
         "MAILER_POSTAL_ADDRESS": "Example News, 1 Main Street, Springfield",
+        **overrides,
     }
     live_app = create_app(load_settings(environ=env))
     server = make_server("127.0.0.1", port, live_app, threaded=True)
@@ -126,10 +130,37 @@ def live(app, environment, redis_server, tmp_path, sites):
     thread.start()
     worker = Worker(env, tmp_path / "worker.log")
     worker.start(live_app)
-    yield base, live_app
-    worker.stop()
-    server.shutdown()
-    live_app.extensions["mailer.platform.db"]["engine"].dispose()
+    live_app.config["TEST_WORKER"] = worker  # for tests that hold the stack's work back
+    try:
+        yield base, live_app
+    finally:
+        worker.stop()
+        server.shutdown()
+        live_app.extensions["mailer.platform.db"]["engine"].dispose()
+
+
+@pytest.fixture
+def live(app, environment, redis_server, tmp_path, sites):
+    with running_stack(environment, redis_server, tmp_path, sites) as stack:
+        yield stack
+
+
+@pytest.fixture
+def dev_live(app, environment, redis_server, tmp_path, sites):
+    """The stack as `make run` starts it: development mode, mails kept by the catcher."""
+    mail = tmp_path / "mail"
+    catcher = Controller(SaveToDirectory(mail), hostname="127.0.0.1", port=free_port())
+    catcher.start()
+    overrides = {
+        "MAILER_ENV": "development",
+        "MAILER_SMTP_PORT": str(catcher.port),
+        "MAILER_MAIL_DIRECTORY": str(mail),
+    }
+    try:
+        with running_stack(environment, redis_server, tmp_path, sites, **overrides) as stack:
+            yield (*stack, mail)
+    finally:
+        catcher.stop()
 
 
 @pytest.fixture
@@ -384,3 +415,118 @@ def test_an_editor_shapes_the_digest_readers_get_the_archive_and_nobody_gets_an_
     assert page.locator("text=Waiting story, corrected").first.is_visible()
     assert "/unsubscribe/" not in page.content()
     shot(page, "archive-digest")
+
+
+def test_the_confirmation_button_in_the_caught_mail_opens_the_confirm_page(dev_live, browser):
+    """The README's first step: sign up, open the mail in /dev/mail/, press its button."""
+    base, _app, mail = dev_live
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page.goto(base + "/subscribe")
+    page.fill("#email", "newcomer@example.org")
+    page.get_by_role("button", name="Subscribe").click()
+    page.wait_for_selector("text=Check your inbox")
+    wait_until(lambda: list(mail.glob("*.eml")), timeout=15, message="no mail was caught")
+    page.goto(base + "/dev/mail/")
+    page.get_by_role("link", name=re.compile("Confirm")).first.click()
+    frame = page.frame_locator("iframe[title='HTML version']")
+    frame.get_by_role("link", name="Confirm my subscription").click()
+    page.wait_for_url(re.compile(r".*/confirm/[^/]+$"))  # the tab itself, not the frame
+    assert page.get_by_role("button", name="Yes, subscribe me").is_visible()
+    shot(page, "devmail-followed-to-confirm")
+
+
+def test_the_digest_page_after_send_shows_its_controls_and_its_end_without_a_reload(
+    live, browser, outbox
+):
+    base, app = live
+    worker = app.config["TEST_WORKER"]
+    with app.app_context():
+        create_editor("desk@example.org", PASSWORD)
+    add_readers(app, "live", 3)
+    add_article(app, "Live story", "https://news.example.org/live", summary="Live.")
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page.goto(base + "/editor/login")
+    page.fill("#email", "desk@example.org")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/editor/")
+    worker.stop()  # the digest stays "preparing" until a worker takes it
+    page.goto(base + "/editor/digest")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Send to 3 daily readers").click()
+    page.wait_for_url(re.compile(r".*/editor/digests/\d+$"))
+    page.evaluate("window.sameDocument = true")  # gone if the page is ever reloaded
+    assert page.locator("#progress").get_attribute("data-status") == "preparing"
+    assert page.get_by_role("button", name="Pause").is_visible()
+    assert page.get_by_role("button", name="Cancel").is_visible()
+    shot(page, "editor-digest-preparing")
+
+    worker.start(app)
+    page.wait_for_selector("#digest-state[data-status=sent]", timeout=30_000)
+    assert page.evaluate("window.sameDocument") is True
+    assert page.get_by_role("heading", name="Public archive").is_visible()
+    assert page.locator("text=finished").is_visible()
+    assert page.get_by_role("button", name="Pause").count() == 0
+    shot(page, "editor-digest-finished-live")
+    assert len(outbox.wait_for("live0@example.org")) == 1
+
+
+INSIDE = """el => { const r = el.getBoundingClientRect();
+  return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth; }"""
+# The size the chart's text comes out at on screen: its font size times the SVG's scale.
+CHART_TEXT = """() => [...document.querySelectorAll('main svg[role=img]')]
+  .filter(svg => svg.getBoundingClientRect().width > 0)
+  .flatMap(svg => [...svg.querySelectorAll('text')].map(t =>
+    parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a))"""
+# Every legend label's box against every grid line's, in the chart that is shown.
+LEGEND_CROSSED = """() => [...document.querySelectorAll('main svg[role=img]')]
+  .filter(svg => svg.getBoundingClientRect().width > 0)
+  .flatMap(svg => [...svg.querySelectorAll('text')]
+    .filter(t => ['signups', 'unsubscribes'].includes(t.textContent)).flatMap(t => {
+    const box = t.getBoundingClientRect();
+    return [...svg.querySelectorAll('line[stroke="#e4e4e8"]')].filter(line => {
+      const y = line.getBoundingClientRect().top;
+      return y >= box.top && y <= box.bottom; }).map(() => t.textContent); }))"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_consoles_tables_and_chart_fit_the_screen(
+    width, app, environment, redis_server, tmp_path, sites, browser
+):
+    sections = {"MAILER_SECTIONS": "politics:Politics,world:World news"}
+    with running_stack(environment, redis_server, tmp_path, sites, **sections) as (base, live_app):
+        with live_app.app_context():
+            from mailer import sections as list_sections
+
+            list_sections.store_configured()
+            db.session.commit()
+            create_editor("desk@example.org", PASSWORD)
+        add_readers(live_app, "fit", 3)
+        add_article(
+            live_app,
+            "A story with a rather long title that wraps on a phone",
+            "https://news.example.org/fit",
+            section="politics",
+        )
+        page = browser.new_page(viewport={"width": width, "height": 900}, bypass_csp=True)
+        page.goto(base + "/editor/login")
+        page.fill("#email", "desk@example.org")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/editor/")
+
+        sizes = page.evaluate(CHART_TEXT)
+        assert sizes and min(sizes) >= 11, sizes
+        assert page.evaluate(LEGEND_CROSSED) == []
+        shot(page, f"fit-{width}-dashboard")
+
+        page.goto(base + "/editor/articles")
+        assert page.locator("td.date").first.evaluate(INSIDE)
+        assert page.get_by_role("button", name=re.compile("^Remove")).first.evaluate(INSIDE)
+        shot(page, f"fit-{width}-articles")
+
+        page.goto(base + "/editor/sections")
+        for name in ("Rename", "Retire"):
+            for button in page.get_by_role("button", name=name, exact=True).all():
+                assert button.evaluate(INSIDE), name
+        shot(page, f"fit-{width}-sections")

@@ -81,7 +81,7 @@ def test_send_digest_from_the_shell(app, worker, outbox):
         db.session.commit()
     result = runner.invoke(args=["send-digest"])
     assert result.exit_code == 0, result.output
-    assert "sending to 1 daily readers" in result.output
+    assert "sending to 1 daily reader (1 article)" in result.output
     outbox.wait_for("cli@example.org")
     with app.app_context():
         assert db.session.scalar(select(Digest.trigger)) == "cli"

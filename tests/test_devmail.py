@@ -78,3 +78,19 @@ def test_caught_mail_is_never_served_beyond_this_machine(app, tmp_path):
     assert client.get("/dev/mail/").status_code == 200
     client.environ_base["REMOTE_ADDR"] = "192.0.2.10"
     assert client.get("/dev/mail/").status_code == 404
+
+
+def test_the_caught_mails_links_open_in_the_tab_not_in_its_frame(app, tmp_path):
+    """Every page a mail links to forbids framing: followed inside the frame, it would break."""
+    settings = app.config["MAILER"].replace(env="development", mail_directory=str(tmp_path))
+    message = (
+        b"From: n@example.org\r\nTo: reader@example.org\r\nSubject: Confirm it\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        b'<html><head><title>x</title></head><body><a href="https://news.example.org/confirm/a">'
+        b"Confirm</a></body></html>\r\n"
+    )
+    (tmp_path / "1700000000000000000-0123abcd.eml").write_bytes(message)
+    framed = (
+        create_app(settings).test_client().get("/dev/mail/1700000000000000000-0123abcd.eml/html")
+    )
+    assert '<head><base target="_top">' in framed.get_data(as_text=True)

@@ -93,6 +93,38 @@ def test_cancel_skips_everyone_not_yet_reached(app, worker, outbox):
     assert max(Counter(str(m["To"]) for m in outbox.messages).values()) == 1
 
 
+def test_a_digest_cancelled_before_any_mail_went_out_gives_its_articles_back(
+    app, monkeypatch, outbox
+):
+    from mailer.content import articles
+    from tests.helpers import make_digest_here
+
+    add_readers(app, "early", 3)
+    add_article(app, "Given back", "https://news.example.org/back")
+    digest_id = make_digest_here(app, monkeypatch)  # rows made, no batch has run
+    with app.app_context():
+        digest_controls.cancel_digest(digest_id)
+        assert [a.title for a in articles.waiting_articles()] == ["Given back"]
+        assert digests.digest_articles(digest_id) == []
+        again = digests.create_digest(trigger="test")  # the next digest carries them
+        assert [a.title for a in digests.digest_articles(again)] == ["Given back"]
+    assert progress(app, digest_id)["status"] == "cancelled"
+
+
+def test_a_digest_cancelled_after_its_first_mail_keeps_its_articles(app, monkeypatch, outbox):
+    from mailer.content import articles
+    from tests.helpers import make_digest_here
+
+    add_readers(app, "late", 30)
+    add_article(app, "Kept", "https://news.example.org/kept")
+    digest_id = make_digest_here(app, monkeypatch)
+    with app.app_context():
+        delivery.send_batch(digest_id)  # the first batch (20 of the 30) went out
+        digest_controls.cancel_digest(digest_id)
+        assert articles.waiting_articles() == []
+        assert [a.title for a in digests.digest_articles(digest_id)] == ["Kept"]
+
+
 @pytest.mark.slow  # a real worker sends twice
 def test_retry_failed_resends_only_temporary_failures_to_active_readers(app, worker, outbox):
     busy, bounced, left, *others = [f"ctl{n}@example.org" for n in range(6)]

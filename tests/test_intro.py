@@ -20,7 +20,7 @@ def test_paragraphs_emphasis_and_links_render_in_html_and_in_text():
         "<p>Good morning.</p>\n<p>A <strong>big</strong> week: read "
         '<a href="https://news.example.org/b" rel="noopener noreferrer">the budget</a>,\n'
         '<em>then</em> <a href="mailto:desk@news.example.org" rel="noopener noreferrer">'
-        "write</a>.</p>\n"
+        "write</a>.</p>"
     )
     assert intro.text == (
         "Good morning.\n\nA big week: read the budget (https://news.example.org/b), then"

@@ -134,20 +134,34 @@ def test_the_archive_shows_sent_digests_without_any_readers_link(
 ):
     add_readers(app, "archive", 1)
     add_article(app, "Archived story", "https://news.example.org/archived")
-    digest_id = send_here(app, monkeypatch, subject="Archived issue")
+    digest_id = send_here(
+        app, monkeypatch, subject="Archived issue", intro="Hello from the **newsroom**."
+    )
     index = client.get("/archive/").get_data(as_text=True)
     assert "Archived issue" in index
+    assert '<link rel="alternate" type="application/atom+xml"' in index  # feed autodiscovery
     page = client.get(f"/archive/{digest_id}")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Archived story" in html
     assert "/unsubscribe/" not in html and "__MAILER_" not in html
     assert "https://news.example.org/subscribe" in html
     assert "script-src" not in page.headers["Content-Security-Policy"]
+    # A web page, not the mail: its heading and landmark, a way back, nothing said to readers.
+    assert "<h1>Archived issue</h1>" in html and "<main" in html
+    assert 'href="/archive/">&larr; All past issues' in html
+    assert "View in your browser" not in html and "because you subscribed" not in html
+    assert "<strong>newsroom</strong>" in html and "**" not in html
     feed = client.get("/archive/feed.xml")
     assert feed.mimetype == "application/atom+xml"
     atom = ElementTree.fromstring(feed.data)  # noqa: S314 - our own feed
     entries = atom.findall("{http://www.w3.org/2005/Atom}entry")
     assert [e.findtext("{http://www.w3.org/2005/Atom}title") for e in entries] == ["Archived issue"]
+    summary = entries[0].find("{http://www.w3.org/2005/Atom}summary")
+    assert summary.get("type") == "html"
+    assert summary.text == "<p>Hello from the <strong>newsroom</strong>.</p>"  # rendered
+    content = entries[0].find("{http://www.w3.org/2005/Atom}content")
+    assert content.get("type") == "html"
+    assert '<a href="https://news.example.org/archived">Archived story</a>' in content.text
     # An editor hides it; turned off, the archive is gone.
     console.post(
         f"/editor/digests/{digest_id}/archive",
@@ -155,6 +169,8 @@ def test_the_archive_shows_sent_digests_without_any_readers_link(
     )
     assert client.get(f"/archive/{digest_id}").status_code == 404
     assert "Archived issue" not in client.get("/archive/").get_data(as_text=True)
+    history = console.get("/editor/digests").get_data(as_text=True)
+    assert 'sent <span class="muted">· hidden from the archive</span>' in history
     settings_override(archive=False)
     assert client.get("/archive/").status_code == 404
     assert client.get("/archive/feed.xml").status_code == 404
@@ -251,4 +267,4 @@ def test_characters_xml_forbids_leave_the_atom_feed_well_formed(app, client):
     atom = ElementTree.fromstring(feed.data)  # noqa: S314 - our own feed
     entry = atom.find("{http://www.w3.org/2005/Atom}entry")
     assert entry.findtext("{http://www.w3.org/2005/Atom}title") == "Council  votes today"
-    assert entry.findtext("{http://www.w3.org/2005/Atom}summary") == "Read  on"
+    assert entry.findtext("{http://www.w3.org/2005/Atom}summary") == "<p>Read  on</p>"

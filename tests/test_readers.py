@@ -227,9 +227,10 @@ def test_the_dashboard_charts_signups_and_unsubscribes_per_day(app, console):
     assert signups[-1] == 2 and signups[-4] == 1 and signups[-41] == 1
     assert leaving[-1] == 1 and sum(leaving) == 1
     page = console.get("/editor/").get_data(as_text=True)
-    assert '<svg xmlns="http://www.w3.org/2000/svg"' in page
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-wide"' in page
+    assert 'class="chart chart-narrow"' in page  # the phone's drawing
     assert "Signups and unsubscribes per day, last 90 days" in page
-    assert page.count("<polyline") == 2
+    assert page.count("<polyline") == 4  # two lines in each drawing
     assert now.strftime("%d %b") in page  # the axis ends today
     # Equal values put the lines on each other: one wide and solid, one dashed on top.
     lines = re.findall(r"<polyline[^>]*>", page)
@@ -237,3 +238,86 @@ def test_the_dashboard_charts_signups_and_unsubscribes_per_day(app, console):
     assert 'stroke-width="2"' in lines[1] and "stroke-dasharray" in lines[1]
     svg = page.split("<svg", 1)[1].split("</svg>", 1)[0]
     assert svg.count("<text") == svg.count("</text>")  # well-formed labels
+
+
+def test_bounced_readers_can_be_listed_and_a_readers_choice_changed_by_an_editor(
+    app, console, settings_override
+):
+    from mailer.models import Frequency
+
+    settings_override(sections=(("politics", "Politics"), ("sport", "Sport")))
+    add(app, "gone@example.org", SubscriberStatus.BOUNCED)
+    reader = add(app, "choosy@example.org")
+    listing = console.get("/editor/subscribers").get_data(as_text=True)
+    assert '<option value="bounced">bounced</option>' in listing
+    bounced = console.get("/editor/subscribers?status=bounced").get_data(as_text=True)
+    assert "gone@example.org" in bounced and "choosy@example.org" not in bounced
+
+    page = console.get(f"/editor/subscribers/{reader}").get_data(as_text=True)
+    assert "<p>Every section · every day there is news</p>" in page
+    fields = hidden_fields(page)
+    path = f"/editor/subscribers/{reader}/choice"
+    choice = {"sections_shown": "politics,sport", "sections": "sport", "frequency": "weekly"}
+    assert console.post(path, data=choice).status_code == 400  # no CSRF token
+    done = console.post(
+        path, data={**choice, "csrf_token": fields["csrf_token"]}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "Saved: their next digest follows it." in done
+    assert "<p>Sport · once a week</p>" in done
+    with app.app_context():
+        row = db.session.get_one(Subscriber, reader)
+        assert (row.sections, row.frequency) == ("sport", Frequency.WEEKLY)
+    nothing = {"sections_shown": "politics,sport", "frequency": "daily"}
+    cleared = console.post(
+        path, data={**nothing, "csrf_token": fields["csrf_token"]}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "Please choose at least one section." in cleared
+    gone = console.get(
+        f"/editor/subscribers/{add(app, 'left@example.org', SubscriberStatus.UNSUBSCRIBED)}"
+    )
+    assert "Change their sections" not in gone.get_data(as_text=True)
+
+
+def test_the_import_button_counts_the_rows_that_change_and_imports_are_not_signups(
+    app, console, worker, outbox
+):
+    add(app, "already@example.org")
+    content = (
+        "email,name,status,consented_at\n"
+        "already@example.org,,active,2026-03-01T10:00:00Z\n"  # unchanged
+        "fresh@example.org,,active,2026-03-01T10:00:00Z\n"
+        "gone@example.org,,unsubscribed,,\n"
+    )
+    page = upload(console, content.encode()).headers["Location"]
+    preview = import_state(console, page, "previewed")
+    assert preview["summary"]["changes"] == 2 and preview["total_rows"] == 3
+    shown = console.get(page).get_data(as_text=True)
+    assert "Import 2 readers</button>" in shown
+    console.post(page + "/start", data={"csrf_token": token(console, page)})
+    import_state(console, page, "done")
+
+    from mailer.subscribers.records import daily_activity
+
+    with app.app_context():
+        _days, signups, leaving = daily_activity(90)
+    assert signups[-1] == 1  # already@ signed up today; fresh@ signed up elsewhere, before
+    assert leaving[-1] == 0  # gone@ left before the import
+
+
+def test_one_of_anything_is_one_not_ones(app, console):
+    from tests.helpers import add_article
+
+    add(app, "only@example.org")
+    add_article(app, "Single", "https://news.example.org/single")
+    page = console.get("/editor/digest").get_data(as_text=True)
+    assert "Send to 1 daily reader</button>" in page
+    assert "Send this digest to 1 reader now?" in page
+    assert "1 readers" not in page
+
+
+def test_plural_words():
+    from mailer.platform.words import plural
+
+    assert plural(1, "reader") == "1 reader"
+    assert plural(0, "reader") == "0 readers"
+    assert plural(2, "daily reader") == "2 daily readers"

@@ -93,7 +93,9 @@ def test_an_editor_picks_a_section_and_sees_it_in_the_queue(app, console, settin
         },
     )
     assert articles_by_url(app) == {"https://news.example.org/abroad": "world"}
-    assert "<td>World news</td>" in console.get("/editor/articles").get_data(as_text=True)
+    assert '<td data-label="Section">World news</td>' in console.get("/editor/articles").get_data(
+        as_text=True
+    )
 
 
 def test_a_feed_set_to_a_section_files_its_articles_there(app, settings_override):
@@ -152,7 +154,8 @@ def test_editors_add_rename_retire_and_restore_sections(
         },
     )
     page = console.get("/editor/sections").get_data(as_text=True)
-    assert '<td>1 <span class="muted">(1 with no other section)</span></td>' in page
+    named = '<td data-label="Readers who named it">1 <span class="muted">(1 with no other'
+    assert named + " section)</span></td>" in page
     token = csrf_token(console, "/editor/sections")
 
     console.post("/editor/sections", data={"csrf_token": token, "slug": "arts", "name": "Arts"})

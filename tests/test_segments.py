@@ -114,6 +114,14 @@ def test_each_reader_gets_their_sections_and_the_front_page_at_their_frequency(
     assert titles_in(week) == {"Vote today", "Cup final", "Town hall", "Late news"}
     [sport_week] = outbox.to("weeklysport@example.org")
     assert titles_in(sport_week) == {"Cup final", "Town hall"}
+    # The weekly mail says it is weekly, and offers its readers every day, not "weekly".
+    for mail in (week, sport_week):  # the whole digest, and a segment rendered later
+        for body in (text_body(mail), html_body(mail)):
+            assert "The week's digest · " in body
+            assert "or get it every day" in body and "get it weekly" not in body
+    daily_mail = got["politics@example.org"][0]
+    for body in (text_body(daily_mail), html_body(daily_mail)):
+        assert "The week's digest" not in body and "or get it weekly" in body
     # Each article is in exactly one weekly digest: nothing is left for another.
     assert api.digest("weekly").status_code == 409
     # The daily run still owes the articles that came after it, to daily readers only.
@@ -494,3 +502,25 @@ def test_a_segment_rendered_later_keeps_the_digest_s_date_template_and_footer(
     assert politics.subject == f"Example News, {made_at.strftime('%-d %B %Y')}: Vote today"
     assert "1 High Street" in politics.text_body and "Somewhere Else" not in politics.text_body
     assert made_at.strftime("%-d %B %Y") in politics.text_body
+
+
+def test_the_next_digest_warns_when_its_subject_names_an_article_a_set_does_not_get(
+    app, api, console, monkeypatch
+):
+    from mailer.platform import jobs
+
+    monkeypatch.setattr(jobs, "enqueue", lambda *args: True)
+    add_choosing_readers(app, READERS)
+    api.article("Vote today", "vote", "politics")
+    api.article("Cup final", "cup", "sport")
+    token = csrf_token(console, "/editor/digest")
+    console.post(
+        "/editor/digest/draft", data={"csrf_token": token, "subject": "Cup Final: who won?"}
+    )
+    page = console.get("/editor/digest").get_data(as_text=True)
+    assert "The subject names “Cup final”,\n     which 1 reader of Politics does not get" in page
+    assert "readers of Sport" not in page and "readers of Every section" not in page
+    assert "readers of World news" not in page  # they get no mail at all
+
+    console.post("/editor/digest/draft", data={"csrf_token": token, "subject": "Our day"})
+    assert "The subject names" not in console.get("/editor/digest").get_data(as_text=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 
+from mailer.platform.words import plural
+
 
 def register_commands(app: Flask) -> None:
     from mailer.cli.bounces import bounces
@@ -118,9 +120,11 @@ def register_commands(app: Flask) -> None:
             raise click.ClickException(error.message) from None
         info = progress(digest_id)
         readers = active_readers(frequency)
+        articles = info["articles"]
+        assert isinstance(articles, int)  # a progress's counts are ints
         click.echo(
-            f"Digest {digest_id} is sending to {readers} {frequency} readers "
-            f"({info['articles']} articles): {info['subject']}"
+            f"Digest {digest_id} is sending to {plural(readers, f'{frequency} reader')} "
+            f"({plural(articles, 'article')}): {info['subject']}"
         )
 
     @app.cli.command("import-subscribers")

@@ -235,6 +235,13 @@ def digest_column(frequency: Frequency) -> InstrumentedAttribute[int | None]:
     return Article.digest_id if frequency is Frequency.DAILY else Article.weekly_digest_id
 
 
+def give_back(digest_id: int, frequency: Frequency) -> int:
+    """The articles of a digest that went to nobody (cancelled before any mail was tried)
+    wait again for the next digest of its frequency. Returns how many."""
+    column = digest_column(frequency)
+    return db.change(update(Article).where(column == digest_id).values({column.key: None}))
+
+
 def waiting_for(frequency: Frequency) -> tuple[ColumnElement[bool], ...]:
     """What a digest of this frequency takes: articles taken in, not in one of its kind yet.
 

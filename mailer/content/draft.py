@@ -130,7 +130,7 @@ def render_intro(intro: str | None) -> Intro | None:
         return None
     tokens = _MARKDOWN.parse(intro)
     # Rendered with HTML off, then sanitized: nothing an editor types becomes a script.
-    html = sanitize_fragment(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}))
+    html = sanitize_fragment(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})).strip()
     return Intro(html=html, text=_plain_text(tokens))
 
 

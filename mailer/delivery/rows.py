@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Exists, exists, func, literal, select, update
 
+from mailer.content import articles
 from mailer.digests import segments, states
 from mailer.models import (
     ALL_SECTIONS_KEY,
@@ -218,7 +219,20 @@ def finish_if_done(digest_id: int) -> bool:
                     skipped_count=counts.get(DeliveryStatus.SKIPPED, 0),
                 )
             )
+            _give_back_if_nothing_was_tried(digest_id, counts)
     return bool(finished)
+
+
+def _give_back_if_nothing_was_tried(digest_id: int, counts: dict[DeliveryStatus, int]) -> None:
+    """A digest cancelled before any of its mail was tried (every row skipped) used up no
+    article: they wait for the next digest, which would otherwise never carry them. Once
+    one mail was tried (sent, failed, or unknown), they stay: someone may have them."""
+    digest = db.session.get(Digest, digest_id)
+    if digest is None or digest.cancelled_at is None:
+        return
+    if any(n for status, n in counts.items() if status != DeliveryStatus.SKIPPED):
+        return
+    articles.give_back(digest_id, digest.frequency)
 
 
 def skip_unsent(digest_id: int) -> None:

@@ -1,22 +1,23 @@
 """The public archive: every digest that went out, as a page anyone can read, and as a feed.
 
-An archived digest carries no reader's token or link: the unsubscribe link of the
-mail becomes a link to the signup page. An editor can hide a digest from it;
+An archived digest is a web page made from what the digest said (its subject,
+introduction, articles and footer), never the mail itself: it carries no reader's token
+or link, only a link to the signup page. An editor can hide a digest from it;
 MAILER_ARCHIVE=false turns the archive off.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import select
 
-from mailer.mail import slots
+from mailer.content import articles
+from mailer.content.draft import render_intro
+from mailer.digests import compose
 from mailer.mail.links import external_url
-from mailer.mail.slots import Slot
-from mailer.models import Digest, DigestStatus
+from mailer.models import Article, Digest, DigestStatus
 from mailer.platform.db import db
 from mailer.platform.errors import NotFound
 
@@ -54,29 +55,32 @@ def archived_digest(digest_id: int) -> Digest:
     return digest
 
 
-def public_html(digest: Digest) -> str:
-    """The digest as sent, with the reader's unsubscribe link turned into a signup link."""
-    signup = external_url("public.subscribe_form")
-    name = current_app.config["MAILER"].list_name
-    marker = digest.slot_marker
-    if marker is None:
-        return digest.html_body
-    unsubscribe = re.escape(slots.placeholder(marker, Slot.UNSUBSCRIBE))
-    preferences = re.escape(slots.placeholder(marker, Slot.PREFERENCES))
-    # A reader's choices are their own: the public copy has no such link.
-    html = re.sub(
-        r"<p\b[^>]*>\s*<a\b[^>]*href=\"" + preferences + r"\"[^>]*>.*?</a>\s*</p>\s*",
-        "",
-        digest.html_body,
-        flags=re.DOTALL,
+@dataclass(frozen=True)
+class Issue:
+    """One archived digest as a web page and a feed entry: what it said, no reader's link."""
+
+    digest: Digest
+    inputs: compose.DigestInputs
+    intro_html: str | None  # the editor's introduction, rendered as in the mail
+    articles: list[compose.DigestArticle]
+    url: str
+    subscribe_url: str
+
+
+def issue(digest: Digest) -> Issue:
+    """The digest as its readers got it (all its articles, in its order), as a page of the
+    web: its own heading and landmarks, none of the mail's "view in your browser" or "you
+    get this because you subscribed", which are not true of a visitor."""
+    chosen = list(db.session.scalars(select(Article).where(articles.in_digest(digest.id))))
+    intro = render_intro(digest.intro)
+    return Issue(
+        digest=digest,
+        inputs=compose.DigestInputs.of(digest),
+        intro_html=intro.html if intro else None,
+        articles=[compose.digest_article(a) for a in articles.digest_order(chosen)],
+        url=external_url("archive.show", digest_id=digest.id),
+        subscribe_url=external_url("public.subscribe_form"),
     )
-    html = re.sub(
-        r"<a\b[^>]*href=\"" + unsubscribe + r"\"[^>]*>.*?</a>",
-        f'<a href="{signup}" style="color:#0b57d0">Subscribe to {name}</a>',
-        html,
-        flags=re.DOTALL,
-    )
-    return slots.fill(html, marker, {Slot.UNSUBSCRIBE: signup, Slot.PREFERENCES: signup})
 
 
 def recent(limit: int = 20) -> list[Digest]:

@@ -15,7 +15,7 @@ from mailer.content.draft import render_intro, render_subject, subject_template
 from mailer.content.summaries import summary_of
 from mailer.mail import HTML_LIMIT_BYTES
 from mailer.mail.render import RenderedEmail, render_newsletter
-from mailer.models import Article, Digest, utcnow
+from mailer.models import Article, Digest, Frequency, utcnow
 from mailer.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,14 @@ class DigestArticle:
     paragraphs: list[str]
     author: str | None
     published_at: datetime | None
+
+
+def digest_article(article: Article) -> DigestArticle:
+    """An article as a digest shows it: its summary in paragraphs."""
+    paragraphs = summary_of(article).split("\n\n")
+    return DigestArticle(
+        article.title, article.url, paragraphs, article.author, article.published_at
+    )
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ def digest(
     subject: str | None = None,
     intro: str | None = None,
     archive_url: str | None = None,
+    frequency: Frequency = Frequency.DAILY,
 ) -> RenderedEmail:
     """The digest of these articles in the order an editor gave them (else newest first),
     under the editor's subject and introduction, with a slot for each of the reader's links."""
@@ -88,16 +97,15 @@ def digest(
         "digest",
         subject=subject,
         intro=render_intro(intro),
-        articles=[
-            DigestArticle(a.title, a.url, summary_of(a).split("\n\n"), a.author, a.published_at)
-            for a in ordered
-        ],
+        articles=[digest_article(a) for a in ordered],
         list_name=inputs.list_name,
         site_url=inputs.site_url,
         site_name=inputs.site_name,
         postal_address=inputs.postal_address,
         archive_url=archive_url,
         date=inputs.date,
+        # The weekly mail says so, and offers its readers every day instead.
+        weekly=frequency is Frequency.WEEKLY,
     )
     size = len(rendered.html.encode())
     if size > HTML_LIMIT_BYTES:

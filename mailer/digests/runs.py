@@ -132,6 +132,7 @@ def create_digest(
                 subject=subject or draft.subject,
                 intro=digest.intro,
                 archive_url=links.archive_url(digest.id),
+                frequency=frequency,
             )
             digest.subject, digest.text_body, digest.html_body, digest.slot_marker = (
                 rendered.subject,
@@ -227,6 +228,7 @@ def preview(
         subject=draft.subject,
         intro=draft.intro,
         archive_url=links.archive_url(),
+        frequency=frequency,
     )
 
 

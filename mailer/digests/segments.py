@@ -8,6 +8,7 @@ articles and no body: its readers get no mail, and are counted as such.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ def _rendered(digest: Digest, chosen: list[Article], key: str) -> dict[str, obje
             subject=digest.subject if digest.subject_given else None,
             intro=digest.intro,
             archive_url=links.archive_url(digest.id),
+            frequency=digest.frequency,
         )
     return {
         "articles": len(picked),
@@ -147,3 +149,32 @@ def planned(frequency: Frequency, waiting: list[Article], limit: int = 64) -> li
         PlannedSegment(k, sections.describe(k, known), n, sections.articles_for(waiting, k))
         for k, n in rows
     ]
+
+
+@dataclass(frozen=True)
+class SubjectMiss:
+    """A set of sections that would get the editor's subject without the article it names."""
+
+    segment: PlannedSegment
+    named: list[Article]  # the articles the subject names that this set does not get
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split())
+
+
+def subject_misses(subject: str, plan: list[PlannedSegment]) -> list[SubjectMiss]:
+    """The sets that get mail but not every article the saved subject names.
+
+    The editor's subject goes to every set; it names an article when it holds the
+    article's whole title (letters and digits, case and punctuation aside)."""
+    said = f" {_words(subject)} "
+    every = {a.id: a for p in plan for a in p.articles}
+    named = [a for a in every.values() if _words(a.title) and f" {_words(a.title)} " in said]
+    misses = []
+    for segment in plan:
+        ids = {a.id for a in segment.articles}
+        missing = [a for a in named if a.id not in ids]
+        if segment.articles and missing:
+            misses.append(SubjectMiss(segment, missing))
+    return misses

@@ -34,7 +34,7 @@ from mailer.mail.render import RenderedEmail, render_email, render_newsletter
 from mailer.mail.smtp import smtp_connection
 from mailer.mail.tokens import make_preferences_token, make_unsubscribe_token
 from mailer.mail.verp import MailKind, MailRef, envelope_sender, opaque_message_id
-from mailer.models import Digest, Subscriber
+from mailer.models import Digest, Frequency, Subscriber
 from mailer.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ def welcome(subscriber: Subscriber) -> OutgoingMail:
         site_name=settings.site_label,
         postal_address=settings.postal_address,
         archive_url=archive_url(),
+        weekly=subscriber.frequency == Frequency.WEEKLY,
     )
     return Newsletter(rendered).copy_for(
         subscriber.email,

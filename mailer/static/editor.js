@@ -1,21 +1,39 @@
 // The console's only script: a confirmation before sending, and live progress.
 "use strict";
 
-document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-  form.addEventListener("submit", function (event) {
-    if (!window.confirm(form.dataset.confirm)) {
-      event.preventDefault();
-      return;
-    }
-    // A double click must not post twice.
-    form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
-  });
+// On the document, so that forms the live view brings in later are asked about too.
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (!form.matches || !form.matches("form[data-confirm]")) return;
+  if (!window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+    return;
+  }
+  // A double click must not post twice.
+  form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
 });
 
 (function () {
   var box = document.getElementById("progress");
   if (!box) return;
   var bar = box.querySelector(".bar");
+  var refreshing = false;
+
+  // When the state moves (preparing, sending, paused, cancelling, finished), the part of the
+  // page that depends on it (the controls, the finished time, the per-set table, the
+  // undelivered list, the archive card) is fetched afresh and swapped in whole.
+  function refresh(status) {
+    var state = document.getElementById("digest-state");
+    if (!state || refreshing || state.dataset.status === status) return;
+    refreshing = true;
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("digest-state");
+        if (fresh) state.replaceWith(fresh);
+      })
+      .finally(function () { refreshing = false; });
+  }
 
   function show(p) {
     var total = Math.max(p.total, 1);
@@ -40,7 +58,12 @@ document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       .then(function (r) { return r.json(); })
       .then(function (p) {
         show(p);
-        if (!p.done) window.setTimeout(poll, 1000);
+        refresh(p.status);
+        // After the end, until the swapped-in part says so too.
+        var state = document.getElementById("digest-state");
+        if (!p.done || refreshing || (state && state.dataset.status !== p.status)) {
+          window.setTimeout(poll, 1000);
+        }
       })
       .catch(function () { window.setTimeout(poll, 3000); });
   }

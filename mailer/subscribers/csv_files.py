@@ -161,6 +161,14 @@ def _choice(record: dict[str, str]) -> sections.Choice:
     return sections.Choice(key, frequency)
 
 
+def changes(counts: Counter[str] | dict[str, int]) -> int:
+    """How many rows change a reader: new ones, and readers the file unsubscribes."""
+    return sum(n for outcome, n in counts.items() if outcome in CHANGING or outcome[:4] == "new_")
+
+
+CHANGING = {"unsubscribed_existing"}
+
+
 def _outcome(row: Row, existing: SubscriberStatus | None, suppressed: bool) -> str:
     if suppressed:
         return "skipped_erased"
@@ -223,6 +231,7 @@ def check(import_id: int) -> dict:
             counts[_outcome(row, state[1] if state else None, row.key in erased)] += 1
     summary = {
         "counts": dict(counts),
+        "changes": changes(counts),  # what the confirm button counts: unchanged rows are not
         "invalid": len(errors),
         "duplicates": duplicates,
         "errors": errors[:MAX_ERRORS_SHOWN],
@@ -251,7 +260,7 @@ def apply(import_id: int) -> dict:
     """Worker: applies the file chunk by chunk, reporting progress; safe to run again."""
     record = _get(import_id)
     rows, errors, duplicates = parse_rows(record.content)
-    source = f"import:{record.filename}"[:100]
+    source = f"{readers.IMPORT_SOURCE}{record.filename}"[:100]
     counts: Counter[str] = Counter()
     for done, chunk in enumerate(_chunks(rows), start=1):
         counts += _apply_chunk(chunk, source)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from mailer.models import (
     Bounce,
@@ -15,6 +15,7 @@ from mailer.models import (
     Delivery,
     DeliveryStatus,
     Digest,
+    Frequency,
     Subscriber,
     SubscriberStatus,
     Suppression,
@@ -184,19 +185,32 @@ def _day(column):
     return func.date(column)
 
 
+IMPORT_SOURCE = "import:"  # the consent source of an imported reader: "import:<file name>"
+
+
 def daily_activity(days: int = 90) -> tuple[list[date], list[int], list[int]]:
     """Days, signups per day and unsubscribes per day, for the last `days` days (UTC)."""
     today = utcnow().date()
     span = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
     since = utcnow() - timedelta(days=days)
 
-    def per_day(column) -> dict[str, int]:
+    def per_day(column, *where) -> dict[str, int]:
         day = _day(column)  # one expression, so GROUP BY repeats it exactly
-        rows = db.session.execute(select(day, func.count()).where(column >= since).group_by(day))
-        return {str(day): count for day, count in rows}
+        query = select(day, func.count()).where(column >= since, *where).group_by(day)
+        return {str(day): count for day, count in db.session.execute(query)}
 
-    signups = per_day(Subscriber.created_at)
-    leaving = per_day(Subscriber.unsubscribed_at)
+    # An import is not a day's signups (nor, for rows imported as unsubscribed, its
+    # unsubscribes): those readers signed up elsewhere, before.
+    imported = Subscriber.consent_source.startswith(IMPORT_SOURCE)
+    signups = per_day(Subscriber.created_at, or_(Subscriber.consent_source.is_(None), ~imported))
+    leaving = per_day(
+        Subscriber.unsubscribed_at,
+        or_(
+            Subscriber.consent_source.is_(None),
+            ~imported,
+            Subscriber.unsubscribed_at != Subscriber.created_at,
+        ),
+    )
     return (
         span,
         [signups.get(d.isoformat(), 0) for d in span],
@@ -209,6 +223,7 @@ class BounceFigures:
     """Bounces and complaints of one digest, as counts and as shares of the mails sent."""
 
     digest_id: int
+    frequency: Frequency
     sent: int
     bounces: int
     complaints: int
@@ -222,17 +237,25 @@ class BounceFigures:
         return self.complaints / self.sent if self.sent else 0.0
 
 
-def last_digest_bounces() -> BounceFigures | None:
-    last = db.session.execute(
-        select(Digest.id, Digest.sent_count)
-        .where(Digest.finished_at.is_not(None))
-        .order_by(Digest.id.desc())
-        .limit(1)
-    ).first()
-    if last is None:
-        return None
-    digest_id = last.id
-    sent = last.sent_count
+def last_digest_bounces() -> list[BounceFigures]:
+    """The figures of the last finished digest of each frequency, the newest first.
+
+    One per frequency: a weekly digest to a handful of readers must not hide the daily
+    digest's bounces that went out the day before it."""
+    figures = []
+    for frequency in Frequency:
+        last = db.session.execute(
+            select(Digest.id, Digest.sent_count)
+            .where(Digest.finished_at.is_not(None), Digest.frequency == frequency)
+            .order_by(Digest.id.desc())
+            .limit(1)
+        ).first()
+        if last is not None:
+            figures.append(_bounce_figures(last.id, frequency, last.sent_count))
+    return sorted(figures, key=lambda f: f.digest_id, reverse=True)
+
+
+def _bounce_figures(digest_id: int, frequency: Frequency, sent: int | None) -> BounceFigures:
     if sent is None:  # finished before its tallies were kept on its row
         sent = db.count(
             select(func.count())
@@ -247,7 +270,7 @@ def last_digest_bounces() -> BounceFigures | None:
         ).all()
     )
     bounced = kinds.get(BounceKind.HARD, 0) + kinds.get(BounceKind.SOFT, 0)
-    return BounceFigures(digest_id, sent, bounced, kinds.get(BounceKind.COMPLAINT, 0))
+    return BounceFigures(digest_id, frequency, sent, bounced, kinds.get(BounceKind.COMPLAINT, 0))
 
 
 def reactivate(subscriber_id: int) -> bool:

@@ -21,14 +21,8 @@ def index():
 
 @bp.get("/<int:digest_id>")
 def show(digest_id: int):
-    digest = archive.archived_digest(digest_id)
-    response = Response(archive.public_html(digest), mimetype="text/html")
-    # The mail's own HTML: inline styles and remote images, never a script.
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-    )
-    return response
+    issue = archive.issue(archive.archived_digest(digest_id))
+    return render_template("pages/archive_issue.html", issue=issue)
 
 
 # Characters XML 1.0 does not allow, even escaped (U+FFFF, most C0 controls): one of them
@@ -39,7 +33,9 @@ NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 @bp.get("/feed.xml")
 def feed():
     digests = archive.recent(20)
-    entries = [(d, external_url("archive.show", digest_id=d.id)) for d in digests]
+    issues = [archive.issue(d) for d in digests]
+    # Each entry's content: the issue's introduction and articles, as its page shows them.
+    entries = [(i, render_template("pages/_archive_issue.html", issue=i)) for i in issues]
     newest = digests[0].finished_at or digests[0].created_at if digests else utcnow()
     body = render_template(
         "pages/archive_feed.xml",

@@ -63,7 +63,8 @@ def show_html(name: str):
     html = read_message(_message_path(name)).get_body(preferencelist=("html",))
     if html is None:
         abort(404)
-    return framed_html(html.get_content())
+    # The reader follows a link in the mail as from a mail client: the whole tab goes there.
+    return framed_html(html.get_content(), links_open="_top")
 
 
 @bp.get("/<name>/raw")

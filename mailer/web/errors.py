@@ -16,12 +16,15 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
-def error_response(status: int, title: str, message: str, **extra: object) -> Response:
+def error_response(
+    status: int, title: str, message: str, *, page: dict[str, object] | None = None
+) -> Response:
+    """JSON `{"error": message}`, or the error page; `page` is what only the page shows."""
     if wants_json():
-        response = jsonify(error=message, **extra)
+        response = jsonify(error=message)
     else:
         response = Response(
-            render_template("pages/error.html", title=title, message=message, **extra)
+            render_template("pages/error.html", title=title, message=message, **(page or {}))
         )
     response.status_code = status
     return response
@@ -42,9 +45,8 @@ HTTP_MESSAGES = {
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(UserError)
     def _user_error(error: UserError) -> Response:
-        return error_response(
-            error.status, error.title, error.message, offer_signup=error.offer_signup
-        )
+        page: dict[str, object] = {"offer_signup": error.offer_signup}  # pages only, not JSON
+        return error_response(error.status, error.title, error.message, page=page)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError) -> Response:

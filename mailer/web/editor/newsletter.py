@@ -98,14 +98,17 @@ def digest_archive(digest_id: int):
 def next_digest():
     waiting = articles.waiting_in_digest_order(current_app.config["MAILER"].digest_max_articles)
     preview = digests.preview()
+    draft = editorial.draft()
+    plan = segments.planned(Frequency.DAILY, waiting)
     return render_template(
         "editor/next_digest.html",
         preview=emails.example_copy(preview) if preview else None,
-        draft=editorial.draft(),
+        draft=draft,
+        subject_misses=segments.subject_misses(draft.subject, plan) if draft.subject else [],
         subject_template=editorial.subject_template(),
         waiting=waiting,
         readers=digests.active_readers(Frequency.DAILY),
-        plan=segments.planned(Frequency.DAILY, waiting),
+        plan=plan,
         weekly_readers=digests.active_readers(Frequency.WEEKLY),
         weekly_waiting=digests.waiting_count(Frequency.WEEKLY),
     )
@@ -226,7 +229,8 @@ DIGEST_ACTIONS = {
     "resume": (digest_controls.resume_digest, "Resumed."),
     "cancel": (
         digest_controls.cancel_digest,
-        "Cancelled. Readers not yet reached will not get it.",
+        "Cancelled. Readers not yet reached will not get it; if no mail of it went out, "
+        "its articles wait for the next digest.",
     ),
     "retry": (
         digest_controls.retry_failed,

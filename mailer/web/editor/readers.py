@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 
+from mailer import sections
 from mailer.mail.addresses import normalize_address
 from mailer.models import SubscriberStatus
 from mailer.platform.errors import InvalidInput
@@ -41,7 +42,42 @@ def subscriber_list():
 @bp.get("/subscribers/<int:subscriber_id>")
 def subscriber_page(subscriber_id: int):
     reader, events = readers.history(subscriber_id)
-    return render_template("editor/subscriber.html", reader=reader, events=events)
+    return render_template(
+        "editor/subscriber.html",
+        reader=reader,
+        events=events,
+        sections=sections.offered(),
+        described=sections.describe(reader.sections),
+        kept=sections.kept_names(reader.sections),
+        values={
+            "sections": sections.chosen_slugs(reader.sections),
+            "frequency": reader.frequency.value,
+        },
+        choosing=reader.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING),
+    )
+
+
+@bp.post("/subscribers/<int:subscriber_id>/choice")
+def subscriber_choice(subscriber_id: int):
+    """An editor changes a reader's sections and frequency (say, asked by mail to)."""
+    reader = subscriptions.get_subscriber(subscriber_id)
+    form = request.form
+    try:
+        if sections.offered():
+            shown = sections.form_of(form.get("sections_shown"), reader.sections)
+            choice = sections.parse_choice(form.getlist("sections"), form.get("frequency"), shown)
+        else:  # no section to choose: only the frequency
+            choice = sections.Choice(
+                reader.sections, sections.parse_frequency(form.get("frequency"))
+            )
+    except InvalidInput as error:
+        flash(error.message, "error")
+    else:
+        if subscriptions.change_choice(subscriber_id, choice):
+            flash("Saved: their next digest follows it.", "ok")
+        else:
+            flash("Only an active or pending reader's choice can be changed.", "error")
+    return redirect(url_for("editor.subscriber_page", subscriber_id=subscriber_id))
 
 
 @bp.post("/subscribers/<int:subscriber_id>/unsubscribe")
