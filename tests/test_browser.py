@@ -428,9 +428,13 @@ def test_the_confirmation_button_in_the_caught_mail_opens_the_confirm_page(dev_l
     wait_until(lambda: list(mail.glob("*.eml")), timeout=15, message="no mail was caught")
     page.goto(base + "/dev/mail/")
     page.get_by_role("link", name=re.compile("Confirm")).first.click()
+    page.wait_for_load_state("load")  # the frame's document whole, its <base> included
     frame = page.frame_locator("iframe[title='HTML version']")
-    frame.get_by_role("link", name="Confirm my subscription").click()
-    page.wait_for_url(re.compile(r".*/confirm/[^/]+$"))  # the tab itself, not the frame
+    button = frame.get_by_role("link", name="Confirm my subscription")
+    button.wait_for(state="visible")
+    # The tab itself goes there, not the frame (a page that forbids framing would break it).
+    with page.expect_navigation(url=re.compile(r".*/confirm/[^/]+$"), timeout=30_000):
+        button.click()
     assert page.get_by_role("button", name="Yes, subscribe me").is_visible()
     shot(page, "devmail-followed-to-confirm")
 
