@@ -13,7 +13,13 @@ from mailer.mail.verp import (
     read_token,
     ref_of_address,
 )
-from mailer.platform.settings import Settings
+from mailer.platform.settings import load_settings
+
+
+def Settings(**values):
+    """Settings of these values alone: never the environment's, nor a checkout's .env."""
+    return load_settings(environ={}, **values)
+
 
 SECRET = "a-test-secret-that-is-long-enough"
 SETTINGS = Settings(
