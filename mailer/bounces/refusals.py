@@ -11,6 +11,9 @@ from mailer.models import Bounce, BounceKind, Delivery, Subscriber
 from mailer.platform.db import db
 
 ALERT_MIN = 3  # refusals at one domain before a banner: one or two can be a single mailbox
+# Domains looked at on one page view, most refusals first: each is counted against the
+# digest's mails to it, so a digest refused by hundreds of small domains stays cheap.
+MOST_DOMAINS = 10
 
 
 @dataclass(frozen=True)
@@ -33,11 +36,13 @@ def refusals_of(digest_id: int, share: float) -> list[DomainRefusal]:
         select(Bounce.domain, Bounce.reason, func.count(), func.max(Bounce.text))
         .where(Bounce.digest_id == digest_id, Bounce.kind == BounceKind.REFUSED)
         .group_by(Bounce.domain, Bounce.reason)
+        .having(func.count() >= ALERT_MIN)
         .order_by(func.count().desc())
+        .limit(MOST_DOMAINS)
     ).all()
     found = []
     for domain, reason, refused, words in groups:
-        if domain is None or refused < ALERT_MIN:
+        if domain is None:
             continue
         rows = _rows_to(digest_id, domain)
         refusal = DomainRefusal(domain, reason or "unknown", refused, rows, words or "")
